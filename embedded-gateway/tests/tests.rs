@@ -1,0 +1,3 @@
+//! The gateway crate's integration tests: one binary, one module per concern.
+
+mod schemas;
