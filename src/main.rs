@@ -2,7 +2,9 @@
 
 mod cli;
 mod commands;
+mod config;
 mod exit;
+mod state;
 
 use std::process::ExitCode;
 

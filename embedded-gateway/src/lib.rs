@@ -3,6 +3,6 @@
 
 pub mod model;
 pub mod plugins;
-pub mod snapshot;
-pub mod server;
 pub mod proxy;
+pub mod server;
+pub mod snapshot;

@@ -1,0 +1,625 @@
+//! Owns the semantic checks that run after the schema: format version, service targets, route
+//! matchers, consumers, plugin configs (Kong's plugin schemas and entity rules), dangling
+//! references, duplicates, and agreement of file-level settings across merged files.
+
+use std::collections::HashMap;
+
+use embedded_gateway::plugins;
+
+use super::document::{Consumer, Document, FORMAT_VERSION, Plugin, Reference, Route, Service};
+use super::load::Parsed;
+use super::position::{index, join};
+use super::{Diagnostic, Source};
+use crate::state;
+
+/// Service protocols Kong accepts.
+const PROTOCOLS: [&str; 10] = [
+    "http",
+    "https",
+    "grpc",
+    "grpcs",
+    "tcp",
+    "tls",
+    "tls_passthrough",
+    "udp",
+    "ws",
+    "wss",
+];
+
+/// Where a plugin sits: its parent scope by name (or `id:<id>`), from nesting or references.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub service: Option<String>,
+    pub route: Option<String>,
+    pub consumer: Option<String>,
+}
+
+/// One plugin in a document, with its path and effective scope.
+pub struct PluginSite<'a> {
+    pub path: String,
+    pub plugin: &'a Plugin,
+    pub scope: Scope,
+    /// The kind of entity it is nested under (`service`, `route`, `consumer`), if nested.
+    pub parent: Option<&'static str>,
+}
+
+/// The key a reference is matched by: its name, or `id:<id>`.
+pub fn ref_key(r: &Reference) -> String {
+    match (r.name(), r.id()) {
+        (Some(n), _) => n.to_owned(),
+        (None, Some(id)) => format!("id:{id}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn entity_key(name: Option<&str>, id: Option<&str>) -> Option<String> {
+    name.map(str::to_owned)
+        .or_else(|| id.map(|i| format!("id:{i}")))
+}
+
+/// Every plugin in a document: nested under services, their routes, top-level routes,
+/// consumers, and top-level.
+pub fn plugin_sites(doc: &Document) -> Vec<PluginSite<'_>> {
+    let mut sites: Vec<(String, &Plugin, Scope, Option<&'static str>)> = Vec::new();
+    for (si, s) in doc.services.iter().enumerate() {
+        let sp = index("services", si);
+        let skey = entity_key(s.name.as_deref(), s.id.as_deref());
+        for (pi, p) in s.plugins.iter().enumerate() {
+            let base = Scope {
+                service: skey.clone(),
+                ..Scope::default()
+            };
+            sites.push((index(&join(&sp, "plugins"), pi), p, base, Some("service")));
+        }
+        for (ri, r) in s.routes.iter().enumerate() {
+            route_plugins(&index(&join(&sp, "routes"), ri), r, &mut sites);
+        }
+    }
+    for (ri, r) in doc.routes.iter().enumerate() {
+        route_plugins(&index("routes", ri), r, &mut sites);
+    }
+    for (ci, c) in doc.consumers.iter().enumerate() {
+        let ckey =
+            entity_key(c.username.as_deref(), c.id.as_deref()).or_else(|| c.custom_id.clone());
+        for (pi, p) in c.plugins.iter().enumerate() {
+            let base = Scope {
+                consumer: ckey.clone(),
+                ..Scope::default()
+            };
+            let path = index(&join(&index("consumers", ci), "plugins"), pi);
+            sites.push((path, p, base, Some("consumer")));
+        }
+    }
+    for (pi, p) in doc.plugins.iter().enumerate() {
+        sites.push((index("plugins", pi), p, Scope::default(), None));
+    }
+    let own = |r: &Option<Reference>| r.as_ref().map(ref_key);
+    sites
+        .into_iter()
+        .map(|(path, plugin, base, parent)| PluginSite {
+            path,
+            scope: Scope {
+                service: base.service.or_else(|| own(&plugin.service)),
+                route: base.route.or_else(|| own(&plugin.route)),
+                consumer: base.consumer.or_else(|| own(&plugin.consumer)),
+            },
+            plugin,
+            parent,
+        })
+        .collect()
+}
+
+fn route_plugins<'a>(
+    rp: &str,
+    r: &'a Route,
+    sites: &mut Vec<(String, &'a Plugin, Scope, Option<&'static str>)>,
+) {
+    let rkey = entity_key(r.name.as_deref(), r.id.as_deref());
+    for (pi, p) in r.plugins.iter().enumerate() {
+        let base = Scope {
+            route: rkey.clone(),
+            ..Scope::default()
+        };
+        sites.push((index(&join(rp, "plugins"), pi), p, base, Some("route")));
+    }
+}
+
+/// Where something was first seen: which file, which path.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    source: &'a Source,
+    path: &'a str,
+}
+
+impl Seen<'_> {
+    fn at(&self) -> String {
+        let d = self.source.diag(self.path, "");
+        if d.line > 0 {
+            format!("{}:{}:{}", d.file, d.line, d.col)
+        } else {
+            d.file
+        }
+    }
+}
+
+/// The first place each key was defined; later ones are duplicates.
+struct Registry<'a> {
+    what: &'static str,
+    first: HashMap<String, (Seen<'a>, String)>,
+}
+
+impl<'a> Registry<'a> {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            first: HashMap::new(),
+        }
+    }
+
+    /// Records `key`; on a repeat, reports the duplicate (with `shown` naming it).
+    fn add(&mut self, key: String, shown: &str, seen: Seen<'a>, out: &mut Vec<Diagnostic>) {
+        match self.first.get(&key) {
+            Some((first, _)) => {
+                let sep = if shown.is_empty() { "" } else { " " };
+                let message = format!(
+                    "duplicate {}{sep}{shown}; first defined at {}",
+                    self.what,
+                    first.at()
+                );
+                out.push(seen.source.diag(seen.path, message));
+            }
+            None => {
+                self.first.insert(key, (seen, shown.to_owned()));
+            }
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.first.contains_key(key)
+    }
+}
+
+/// Runs every semantic check over the merged files. Returns every problem found.
+pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    settings(files, &mut out);
+    let paths = Paths::of(files);
+    let mut services = Registry::new("service name");
+    let mut routes = Registry::new("route name");
+    let mut consumers = Registry::new("consumer username");
+    let mut custom_ids = Registry::new("consumer custom_id");
+    let mut keys = Registry::new("key-auth credential key");
+    for (f, p) in files.iter().zip(&paths) {
+        let src = &f.source;
+        for (si, s) in f.document.services.iter().enumerate() {
+            let sp = &p.services[si];
+            service(src, sp, s, &mut out);
+            if let Some(key) = entity_key(s.name.as_deref(), s.id.as_deref()) {
+                let shown = format!("'{}'", s.name.as_deref().unwrap_or(&key));
+                services.add(key, &shown, seen(src, &p.service_names[si]), &mut out);
+            }
+            for (ri, r) in s.routes.iter().enumerate() {
+                let rp = &p.service_routes[si][ri];
+                route(src, rp, r, true, &mut out);
+                register_route(&mut routes, src, rp, r, &mut out);
+            }
+        }
+        for (ri, r) in f.document.routes.iter().enumerate() {
+            let rp = &p.routes[ri];
+            route(src, rp, r, false, &mut out);
+            register_route(&mut routes, src, rp, r, &mut out);
+        }
+        for (ci, c) in f.document.consumers.iter().enumerate() {
+            let cp = &p.consumers[ci];
+            consumer(src, cp, c, &mut out);
+            if let Some(u) = &c.username {
+                consumers.add(
+                    u.clone(),
+                    &format!("'{u}'"),
+                    seen(src, &p.usernames[ci]),
+                    &mut out,
+                );
+            }
+            if let Some(u) = &c.custom_id {
+                custom_ids.add(
+                    u.clone(),
+                    &format!("'{u}'"),
+                    seen(src, &p.custom_ids[ci]),
+                    &mut out,
+                );
+            }
+            for (ki, k) in c.keyauth_credentials.iter().enumerate() {
+                // The key is a secret: the message names where, never what.
+                keys.add(k.key.clone(), "", seen(src, &p.keys[ci][ki]), &mut out);
+            }
+        }
+    }
+    // Ids given explicitly also resolve references written as `{id: …}`.
+    let service_ids = explicit_ids(files, |d| {
+        d.services.iter().filter_map(|s| s.id.clone()).collect()
+    });
+    let route_ids = explicit_ids(files, |d| {
+        let nested = d.services.iter().flat_map(|s| s.routes.iter());
+        nested
+            .chain(d.routes.iter())
+            .filter_map(|r| r.id.clone())
+            .collect()
+    });
+    let consumer_ids = explicit_ids(files, |d| {
+        d.consumers.iter().filter_map(|c| c.id.clone()).collect()
+    });
+    let resolves = |reg: &Registry<'_>, ids: &[String], r: &Reference| match (r.name(), r.id()) {
+        (Some(n), _) => reg.contains(n),
+        (None, Some(id)) => ids.iter().any(|i| i == id) || reg.contains(&format!("id:{id}")),
+        (None, None) => false,
+    };
+    for f in files {
+        let src = &f.source;
+        for (ri, r) in f.document.routes.iter().enumerate() {
+            if let Some(s) = &r.service
+                && !resolves(&services, &service_ids, s)
+            {
+                let path = join(&index("routes", ri), "service");
+                out.push(src.diag(&path, format!("service {} not found", s.describe())));
+            }
+        }
+        for site in plugin_sites(&f.document) {
+            plugin(src, &site, &mut out);
+            let p = site.plugin;
+            let refs = [
+                ("service", &p.service, &services, &service_ids),
+                ("route", &p.route, &routes, &route_ids),
+                ("consumer", &p.consumer, &consumers, &consumer_ids),
+            ];
+            for (kind, r, reg, ids) in refs {
+                let Some(r) = r else { continue };
+                let path = join(&site.path, kind);
+                if site.parent == Some(kind) {
+                    out.push(src.diag(
+                        &path,
+                        format!("a plugin nested under a {kind} cannot also name a {kind}"),
+                    ));
+                } else if !resolves(reg, ids, r) {
+                    out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
+                }
+            }
+        }
+    }
+    plugin_duplicates(files, &mut out);
+    out
+}
+
+fn plugin_duplicates(files: &[Parsed], out: &mut Vec<Diagnostic>) {
+    let sites: Vec<(&Source, PluginSite<'_>)> = files
+        .iter()
+        .flat_map(|f| {
+            plugin_sites(&f.document)
+                .into_iter()
+                .map(|s| (&f.source, s))
+        })
+        .collect();
+    let instance_paths: Vec<String> = sites
+        .iter()
+        .map(|(_, s)| join(&s.path, "instance_name"))
+        .collect();
+    let mut scopes = Registry::new("plugin");
+    let mut instances = Registry::new("plugin instance_name");
+    for ((src, site), ipath) in sites.iter().zip(&instance_paths) {
+        let s = &site.scope;
+        let key = format!(
+            "{}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+            site.plugin.name, s.service, s.route, s.consumer
+        );
+        let shown = format!("'{}' {}", site.plugin.name, describe_scope(s));
+        scopes.add(key, &shown, seen(src, &site.path), out);
+        if let Some(i) = &site.plugin.instance_name {
+            instances.add(i.clone(), &format!("'{i}'"), seen(src, ipath), out);
+        }
+    }
+}
+
+fn describe_scope(s: &Scope) -> String {
+    let parts: Vec<String> = [
+        ("service", &s.service),
+        ("route", &s.route),
+        ("consumer", &s.consumer),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} '{v}'")))
+    .collect();
+    if parts.is_empty() {
+        "(global)".to_owned()
+    } else {
+        format!("on {}", parts.join(", "))
+    }
+}
+
+fn seen<'a>(source: &'a Source, path: &'a str) -> Seen<'a> {
+    Seen { source, path }
+}
+
+fn explicit_ids(files: &[Parsed], f: impl Fn(&Document) -> Vec<String>) -> Vec<String> {
+    files.iter().flat_map(|p| f(&p.document)).collect()
+}
+
+fn register_route<'a>(
+    reg: &mut Registry<'a>,
+    src: &'a Source,
+    rp: &'a RoutePaths,
+    r: &Route,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(key) = entity_key(r.name.as_deref(), r.id.as_deref()) {
+        let shown = format!("'{}'", r.name.as_deref().unwrap_or(&key));
+        reg.add(key, &shown, seen(src, &rp.name), out);
+    }
+}
+
+/// Precomputed paths, so registries can borrow them for the whole check.
+struct Paths {
+    services: Vec<String>,
+    service_names: Vec<String>,
+    service_routes: Vec<Vec<RoutePaths>>,
+    routes: Vec<RoutePaths>,
+    consumers: Vec<String>,
+    usernames: Vec<String>,
+    custom_ids: Vec<String>,
+    keys: Vec<Vec<String>>,
+}
+
+struct RoutePaths {
+    path: String,
+    name: String,
+}
+
+impl Paths {
+    fn of(files: &[Parsed]) -> Vec<Paths> {
+        files.iter().map(|f| Self::one(&f.document)).collect()
+    }
+
+    fn one(d: &Document) -> Paths {
+        let services: Vec<String> = (0..d.services.len())
+            .map(|i| index("services", i))
+            .collect();
+        let route_paths = |base: &str, n: usize| -> Vec<RoutePaths> {
+            (0..n)
+                .map(|i| {
+                    let path = index(base, i);
+                    RoutePaths {
+                        name: join(&path, "name"),
+                        path,
+                    }
+                })
+                .collect()
+        };
+        let consumers: Vec<String> = (0..d.consumers.len())
+            .map(|i| index("consumers", i))
+            .collect();
+        Paths {
+            service_names: services.iter().map(|p| join(p, "name")).collect(),
+            service_routes: d
+                .services
+                .iter()
+                .zip(&services)
+                .map(|(s, p)| route_paths(&join(p, "routes"), s.routes.len()))
+                .collect(),
+            routes: route_paths("routes", d.routes.len()),
+            usernames: consumers.iter().map(|p| join(p, "username")).collect(),
+            custom_ids: consumers.iter().map(|p| join(p, "custom_id")).collect(),
+            keys: d
+                .consumers
+                .iter()
+                .zip(&consumers)
+                .map(|(c, p)| {
+                    (0..c.keyauth_credentials.len())
+                        .map(|i| join(&index(&join(p, "keyauth_credentials"), i), "key"))
+                        .collect()
+                })
+                .collect(),
+            consumers,
+            services,
+        }
+    }
+}
+
+/// File-level settings: the format version, and `_konnect`/`_defaults`/`_info.defaults` that
+/// must agree across merged files.
+fn settings(files: &[Parsed], out: &mut Vec<Diagnostic>) {
+    for f in files {
+        if let Some(v) = &f.document.format_version
+            && v != FORMAT_VERSION
+        {
+            out.push(f.source.diag(
+                "_format_version",
+                format!("unsupported format version '{v}'; Gantry reads \"{FORMAT_VERSION}\""),
+            ));
+        }
+    }
+    if let Some(first) = files.first()
+        && files.iter().all(|f| f.document.format_version.is_none())
+    {
+        out.push(first.source.diag(
+            "_format_version",
+            format!("required field missing (set _format_version: \"{FORMAT_VERSION}\")"),
+        ));
+    }
+    agree(
+        files,
+        "_konnect.control_plane_name",
+        |d| d.konnect.control_plane_name.clone(),
+        out,
+    );
+    agree(
+        files,
+        "_defaults.kongctl.namespace",
+        |d| d.defaults.kongctl.namespace.clone(),
+        out,
+    );
+    agree(
+        files,
+        "_defaults.kongctl.protected",
+        |d| d.defaults.kongctl.protected.map(|b| b.to_string()),
+        out,
+    );
+    agree(
+        files,
+        "_info.defaults",
+        |d| (!d.info.defaults.is_empty()).then(|| format!("{:?}", d.info.defaults)),
+        out,
+    );
+}
+
+/// A setting given in several files must have one value.
+fn agree(
+    files: &[Parsed],
+    path: &str,
+    get: impl Fn(&Document) -> Option<String>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut first: Option<(&Parsed, String)> = None;
+    for f in files {
+        let Some(v) = get(&f.document) else { continue };
+        match &first {
+            None => first = Some((f, v)),
+            Some((ff, fv)) if *fv != v => out.push(f.source.diag(
+                path,
+                format!(
+                    "differs from the value in {}",
+                    ff.source.diag(path, "").file_line()
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+impl Diagnostic {
+    fn file_line(&self) -> String {
+        if self.line > 0 {
+            format!("{}:{}:{}", self.file, self.line, self.col)
+        } else {
+            self.file.clone()
+        }
+    }
+}
+
+fn service(src: &Source, sp: &str, s: &Service, out: &mut Vec<Diagnostic>) {
+    if s.name.is_none() && s.id.is_none() {
+        out.push(src.diag(sp, "must set 'name' (or 'id')"));
+    }
+    let parts = [
+        ("protocol", s.protocol.is_some()),
+        ("host", s.host.is_some()),
+        ("port", s.port.is_some()),
+        ("path", s.path.is_some()),
+    ];
+    match &s.url {
+        Some(url) => {
+            for (field, set) in parts {
+                if set {
+                    out.push(src.diag(&join(sp, field), "cannot be combined with 'url'"));
+                }
+            }
+            if let Err(e) = state::split_url(url) {
+                out.push(src.diag(&join(sp, "url"), e));
+            }
+        }
+        None if s.host.is_none() => out.push(src.diag(sp, "must set 'url' or 'host'")),
+        None => {}
+    }
+    if let Some(p) = &s.protocol
+        && !PROTOCOLS.contains(&p.as_str())
+    {
+        out.push(src.diag(
+            &join(sp, "protocol"),
+            format!("expected one of: {}", PROTOCOLS.join(", ")),
+        ));
+    }
+    if let Some(path) = &s.path
+        && !path.starts_with('/')
+    {
+        out.push(src.diag(&join(sp, "path"), "should start with: /"));
+    }
+}
+
+fn route(src: &Source, rp: &RoutePaths, r: &Route, nested: bool, out: &mut Vec<Diagnostic>) {
+    let rp = &rp.path;
+    if r.name.is_none() && r.id.is_none() {
+        out.push(src.diag(rp, "must set 'name' (or 'id')"));
+    }
+    if nested && r.service.is_some() {
+        out.push(src.diag(
+            &join(rp, "service"),
+            "a route nested under a service cannot also name a service",
+        ));
+    }
+    let http = r
+        .protocols
+        .as_ref()
+        .is_none_or(|ps| ps.iter().any(|p| p == "http" || p == "https"));
+    let matchers = [
+        r.methods.as_ref().is_some_and(|v| !v.is_empty()),
+        r.hosts.as_ref().is_some_and(|v| !v.is_empty()),
+        r.headers.as_ref().is_some_and(|v| !v.is_empty()),
+        r.paths.as_ref().is_some_and(|v| !v.is_empty()),
+    ];
+    if http && !matchers.iter().any(|m| *m) {
+        out.push(src.diag(
+            rp,
+            "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
+        ));
+    }
+    for (i, p) in r.paths.iter().flatten().enumerate() {
+        if !p.starts_with('/') && !p.starts_with("~/") {
+            out.push(src.diag(
+                &index(&join(rp, "paths"), i),
+                "should start with: / (fixed path) or ~/ (regex path)",
+            ));
+        }
+    }
+}
+
+fn consumer(src: &Source, cp: &str, c: &Consumer, out: &mut Vec<Diagnostic>) {
+    let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+    if empty(&c.username) && empty(&c.custom_id) {
+        out.push(src.diag(
+            cp,
+            "at least one of these fields must be non-empty: 'custom_id', 'username'",
+        ));
+    }
+    for (ki, k) in c.keyauth_credentials.iter().enumerate() {
+        if k.key.is_empty() {
+            let path = join(&index(&join(cp, "keyauth_credentials"), ki), "key");
+            out.push(src.diag(&path, "must not be empty"));
+        }
+    }
+}
+
+/// A plugin's name and config: Kong's schema for the plugin, and its entity rules.
+fn plugin(src: &Source, site: &PluginSite<'_>, out: &mut Vec<Diagnostic>) {
+    let p = site.plugin;
+    if !plugins::is_supported(&p.name) {
+        let names: Vec<&str> = plugins::SUPPORTED.iter().map(|(n, _)| *n).collect();
+        out.push(src.diag(
+            &join(&site.path, "name"),
+            format!(
+                "unknown plugin '{}'; Gantry supports: {}",
+                p.name,
+                names.join(", ")
+            ),
+        ));
+        return;
+    }
+    let config = p.config.clone().unwrap_or(serde_json::Value::Null);
+    if let Err(errors) = plugins::normalize_config(&p.name, &config) {
+        let base = join(&site.path, "config");
+        for e in errors {
+            let path = if e.path.is_empty() {
+                base.clone()
+            } else {
+                join(&base, &e.path)
+            };
+            out.push(src.diag(&path, e.message));
+        }
+    }
+}
