@@ -208,8 +208,7 @@ pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
             entity_id(EntityKind::Plugin, &key)
         });
         let raw = p.config.clone().unwrap_or(serde_json::Value::Null);
-        // Configs were checked by `load`; a config that still fails keeps its raw value.
-        let config = plugins::normalize_config(&p.name, &raw).unwrap_or(raw);
+        let config = normalized(&p.name, raw);
         snap.plugins.push(model::Plugin {
             id,
             created_at: 0,
@@ -226,6 +225,17 @@ pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
         });
     }
     snap
+}
+
+/// A plugin config with Kong's defaults filled, as a fixed point: normalising the result again
+/// changes nothing (one pass fills `model.options` from `Default`, a second fills the defaults
+/// inside it, such as `azure_api_version`), so a rendered or applied config never drifts.
+/// Configs were checked by `load`; one that still fails keeps its raw value.
+fn normalized(name: &str, raw: serde_json::Value) -> serde_json::Value {
+    let Ok(once) = plugins::normalize_config(name, &raw) else {
+        return raw;
+    };
+    plugins::normalize_config(name, &once).unwrap_or(once)
 }
 
 /// An entity's own tags plus the select tags, sorted and deduplicated.

@@ -1,0 +1,135 @@
+//! Shared helpers: a temp dir of state files and a way to run the real `gantry` binary in it
+//! with exactly the environment a test gives (nothing inherited, so no stray `DECK_` values).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What a run of `gantry` produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The problem lines on stderr, without the trailing count line.
+    pub fn problems(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| !is_count_line(l)).collect()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success; stderr:\n{}", self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_fails_with(&self, expected: &[&str]) {
+        assert_eq!(self.code, 1, "expected exit 1; stdout:\n{}", self.stdout);
+        assert_eq!(self.problems(), expected, "stderr:\n{}", self.stderr);
+    }
+}
+
+/// `3 problems found`, the summary validate prints last.
+fn is_count_line(line: &str) -> bool {
+    let mut words = line.split(' ');
+    matches!(
+        (words.next(), words.next(), words.next(), words.next()),
+        (Some(n), Some("problem" | "problems"), Some("found"), None) if n.parse::<usize>().is_ok()
+    )
+}
+
+/// A scratch directory holding state files; `gantry` runs with it as the working directory.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating parent directories) and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dirs");
+        }
+        std::fs::write(&path, text).expect("write state file");
+        path
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn gantry");
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait for gantry");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// The recipe fixture's path.
+pub fn recipe() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/basic-llm-routing/kong.yaml")
+        .display()
+        .to_string()
+}
+
+/// The recipe's variables, with a canary token.
+pub const RECIPE_ENV: [(&str, &str); 3] = [
+    ("DECK_OPENAI_TOKEN", "Bearer sk-canary-7f3a"),
+    ("DECK_CHAT_MODEL_1", "gpt-4o-mini"),
+    ("DECK_CHAT_MODEL_2", "gpt-4o"),
+];
+
+pub fn recipe_workspace() -> Workspace {
+    RECIPE_ENV
+        .iter()
+        .fold(Workspace::new(), |w, (k, v)| w.env(k, v))
+}
+
+/// A minimal valid file with one service and route; `extra` is appended verbatim.
+pub fn minimal(extra: &str) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n    url: http://localhost:9000\n    routes:\n      - name: r\n        paths: [/r]\n{extra}"
+    )
+}

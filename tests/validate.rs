@@ -1,0 +1,277 @@
+//! `gantry validate`: offline checks, every problem listed as `file:line:col: path: message`.
+
+use crate::util::{Workspace, minimal, recipe, recipe_workspace};
+
+#[test]
+fn the_recipe_is_valid_with_its_variables_set() {
+    let run = recipe_workspace().run(&["validate", &recipe()]);
+    run.assert_ok();
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn the_recipe_is_valid_with_mock_env_and_no_variables() {
+    Workspace::new()
+        .run(&["validate", "--mock-env", &recipe()])
+        .assert_ok();
+}
+
+#[test]
+fn the_deck_alias_file_validate_does_the_same() {
+    Workspace::new()
+        .run(&["file", "validate", "--mock-env", &recipe()])
+        .assert_ok();
+}
+
+#[test]
+fn an_unknown_field_is_named_with_file_line_col_and_path() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n    url: http://localhost:9000\n    retriez: 3\n",
+    );
+    w.run(&["validate", "kong.yaml"])
+        .assert_fails_with(&["kong.yaml:5:5: services[0].retriez: unknown field"]);
+}
+
+#[test]
+fn every_problem_is_listed_not_just_the_first() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("    retriez: 3\nconsumers:\n  - username: a\n    nickname: x\n  - username: a\n"),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:8:5: services[0].retriez: unknown field",
+        "kong.yaml:11:5: consumers[0].nickname: unknown field",
+        "kong.yaml:12:5: consumers[1].username: duplicate consumer username 'a'; first defined at kong.yaml:10:5",
+    ]);
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("    port: eighty\n")
+            .replace("    url: http://localhost:9000\n", "    host: up\n"),
+    );
+    w.run(&["validate", "kong.yaml"])
+        .assert_fails_with(&["kong.yaml:8:5: services[0].port: expected an integer"]);
+}
+
+#[test]
+fn a_route_naming_a_missing_service_is_a_dangling_reference() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nroutes:\n  - name: r\n    service: nope\n    paths: [/r]\n",
+    );
+    w.run(&["validate", "kong.yaml"])
+        .assert_fails_with(&["kong.yaml:4:5: routes[0].service: service 'nope' not found"]);
+}
+
+#[test]
+fn plugins_naming_missing_routes_or_consumers_are_dangling_references() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("plugins:\n  - name: key-auth\n    route: ghost\n  - name: key-auth\n    service: svc\n    consumer: nobody\n"),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:10:5: plugins[0].route: route 'ghost' not found",
+        "kong.yaml:13:5: plugins[1].consumer: consumer 'nobody' not found",
+    ]);
+}
+
+#[test]
+fn duplicate_service_and_route_names_are_reported_with_the_first_place() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal(
+            "  - name: svc\n    host: other\n    routes:\n      - name: r\n        paths: [/x]\n",
+        ),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:8:5: services[1].name: duplicate service name 'svc'; first defined at kong.yaml:3:5",
+        "kong.yaml:11:9: services[1].routes[0].name: duplicate route name 'r'; first defined at kong.yaml:6:9",
+    ]);
+}
+
+#[test]
+fn duplicate_credential_keys_are_reported_without_printing_the_key() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("consumers:\n  - username: a\n    keyauth_credentials:\n      - key: sekrit-123\n  - username: b\n    keyauth_credentials:\n      - key: sekrit-123\n"),
+    );
+    let run = w.run(&["validate", "kong.yaml"]);
+    run.assert_fails_with(&[
+        "kong.yaml:14:9: consumers[1].keyauth_credentials[0].key: duplicate key-auth credential key; first defined at kong.yaml:11:9",
+    ]);
+    assert!(!run.stderr.contains("sekrit"));
+}
+
+#[test]
+fn the_same_plugin_twice_on_one_scope_is_a_duplicate() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("    plugins:\n      - name: key-auth\nplugins:\n  - name: key-auth\n    service: svc\n"),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:11:5: plugins[0]: duplicate plugin 'key-auth' on service 'svc'; first defined at kong.yaml:9:9",
+    ]);
+}
+
+#[test]
+fn a_yaml_syntax_error_gives_its_line() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n    paths: [/a, /b\n",
+    );
+    let run = w.run(&["validate", "kong.yaml"]);
+    assert_eq!(run.code, 1);
+    let problems = run.problems();
+    assert_eq!(problems.len(), 1, "{}", run.stderr);
+    assert!(
+        problems[0].starts_with("kong.yaml:5:1: did not find expected ',' or ']'"),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn anthropic_without_a_version_gets_kongs_message_at_the_target() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal(concat!(
+            "    plugins:\n",
+            "      - name: key-auth\n",
+            "      - name: ai-proxy-advanced\n",
+            "        config:\n",
+            "          targets:\n",
+            "            - route_type: llm/v1/chat\n",
+            "              model:\n",
+            "                provider: anthropic\n",
+            "                name: claude-sonnet-4-5\n",
+        )),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:14:15: services[0].plugins[1].config.targets[0].model.options.anthropic_version: must set 'model.options.anthropic_version' for anthropic provider",
+    ]);
+}
+
+#[test]
+fn unknown_plugin_config_fields_and_plugin_names_are_errors() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("plugins:\n  - name: key-auth\n    config:\n      key_namez: [apikey]\n  - name: rate-limiting\n"),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:11:7: plugins[0].config.key_namez: unknown field",
+        "kong.yaml:12:5: plugins[1].name: unknown plugin 'rate-limiting'; Gantry supports: key-auth, ai-proxy-advanced, ai-proxy",
+    ]);
+}
+
+#[test]
+fn ai_proxy_is_accepted_as_well_as_ai_proxy_advanced() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("plugins:\n  - name: ai-proxy\n    route: r\n    config:\n      route_type: llm/v1/chat\n      model: {provider: openai, name: gpt-4o}\n"),
+    );
+    w.run(&["validate", "kong.yaml"]).assert_ok();
+}
+
+#[test]
+fn several_files_and_directories_merge() {
+    let w = Workspace::new();
+    w.write(
+        "conf/a.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n    url: http://up\n",
+    );
+    w.write(
+        "conf/sub/b.yml",
+        "routes:\n  - name: r\n    service: svc\n    paths: [/r]\n",
+    );
+    w.write("conf/notes.txt", "not a state file: [");
+    w.write(
+        "c.yaml",
+        "consumers:\n  - username: app\nplugins:\n  - name: key-auth\n    route: r\n",
+    );
+    w.run(&["validate", "conf", "c.yaml"]).assert_ok();
+    // Without the directory, the route's service and the plugin's route are missing.
+    w.run(&["validate", "c.yaml"]).assert_fails_with(&[
+        "c.yaml:1:1: _format_version: required field missing (set _format_version: \"3.0\")",
+        "c.yaml:5:5: plugins[0].route: route 'r' not found",
+    ]);
+}
+
+#[test]
+fn duplicates_across_files_name_both_files() {
+    let w = Workspace::new();
+    w.write("a.yaml", &minimal(""));
+    w.write(
+        "b.yaml",
+        "services:\n  - name: svc\n    url: http://other\n",
+    );
+    w.run(&["validate", "a.yaml", "b.yaml"]).assert_fails_with(&[
+        "b.yaml:2:5: services[0].name: duplicate service name 'svc'; first defined at a.yaml:3:5",
+    ]);
+}
+
+#[test]
+fn stdin_is_read_for_a_dash() {
+    let w = Workspace::new();
+    let run = w.run_with_stdin(&["validate", "-"], Some(&minimal("    retriez: 1\n")));
+    run.assert_fails_with(&["<stdin>:8:5: services[0].retriez: unknown field"]);
+    w.run_with_stdin(&["validate", "-"], Some(&minimal("")))
+        .assert_ok();
+}
+
+#[test]
+fn json_files_work_like_yaml_files() {
+    let w = Workspace::new();
+    w.write(
+        "kong.json",
+        "{\n  \"_format_version\": \"3.0\",\n  \"services\": [\n    {\"name\": \"svc\", \"url\": \"http://up\", \"retriez\": 1}\n  ]\n}\n",
+    );
+    w.run(&["validate", "kong.json"])
+        .assert_fails_with(&["kong.json:4:41: services[0].retriez: unknown field"]);
+    w.write(
+        "ok.json",
+        "{\"_format_version\": \"3.0\", \"services\": [{\"name\": \"svc\", \"url\": \"http://up\", \"routes\": [{\"name\": \"r\", \"paths\": [\"/r\"]}]}]}",
+    );
+    w.run(&["validate", "ok.json"]).assert_ok();
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let run = Workspace::new().run(&["validate", "nope.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.problems()[0].starts_with("nope.yaml: cannot read:"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn route_and_service_rules_follow_kong() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n  - name: both\n    url: http://up\n    host: up\n    routes:\n      - name: r\n      - name: p\n        paths: [api]\n",
+    );
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:3:5: services[0]: must set 'url' or 'host'",
+        "kong.yaml:6:5: services[1].host: cannot be combined with 'url'",
+        "kong.yaml:8:9: services[1].routes[0]: must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
+        "kong.yaml:10:17: services[1].routes[1].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
+    ]);
+}
