@@ -39,15 +39,19 @@ pub struct Loaded {
 /// Reads, expands, parses and checks state files (files, directories, or `-` for stdin), and
 /// merges them. On failure, every problem found is returned, each located at file:line:col.
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
-    let (parsed, mut diags, complete) = load::read_all(files, opts);
+    let read = load::read_all(files, opts);
+    let mut diags = read.diags;
     // References across files only make sense when every file could be read.
-    if complete {
-        diags.extend(check::check(&parsed));
+    if read.complete {
+        diags.extend(check::check(&read.parsed));
     }
     if !diags.is_empty() {
+        // In input order, then by place in the file.
+        let rank = |file: &str| read.names.iter().position(|n| n == file);
+        diags.sort_by_key(|d| (rank(&d.file), d.line, d.col));
         return Err(Diagnostics(diags));
     }
-    Ok(merge(parsed.into_iter().map(|p| p.document).collect()))
+    Ok(merge(read.parsed.into_iter().map(|p| p.document).collect()))
 }
 
 fn merge(docs: Vec<Document>) -> Loaded {

@@ -55,10 +55,6 @@ impl Workspace {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Writes a file (creating parent directories) and returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
@@ -80,29 +76,34 @@ impl Workspace {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn gantry");
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("wait for gantry");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        gantry(self.dir.path(), &self.env, args, stdin)
+    }
+}
+
+/// Runs `gantry` in `dir` with exactly `env`, optionally feeding `stdin`.
+pub fn gantry(dir: &Path, env: &[(String, String)], args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn gantry");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait for gantry");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

@@ -1,6 +1,31 @@
 //! `gantry validate`: offline checks, every problem listed as `file:line:col: path: message`.
 
-use crate::util::{Workspace, minimal, recipe, recipe_workspace};
+use std::path::Path;
+
+use crate::util::{Workspace, gantry, minimal, recipe, recipe_workspace};
+
+#[test]
+fn every_invalid_fixture_prints_exactly_its_expected_problems() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/validate");
+    let mut checked = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for yaml in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let name = yaml.file_name().unwrap().to_str().unwrap();
+        let expected = std::fs::read_to_string(yaml.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{name} has no .expected file"));
+        let expected: Vec<&str> = expected.lines().collect();
+        gantry(&dir, &[], &["validate", "--mock-env", name], None).assert_fails_with(&expected);
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} fixtures found");
+}
 
 #[test]
 fn the_recipe_is_valid_with_its_variables_set() {
@@ -273,5 +298,16 @@ fn route_and_service_rules_follow_kong() {
         "kong.yaml:6:5: services[1].host: cannot be combined with 'url'",
         "kong.yaml:8:9: services[1].routes[0]: must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'",
         "kong.yaml:10:17: services[1].routes[1].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
+    ]);
+}
+
+#[test]
+fn an_unquoted_format_version_is_read_as_the_string_it_looks_like() {
+    let w = Workspace::new();
+    w.write("kong.yaml", &minimal("").replace("\"3.0\"", "3.0"));
+    w.run(&["validate", "kong.yaml"]).assert_ok();
+    w.write("old.yaml", &minimal("").replace("\"3.0\"", "1.1"));
+    w.run(&["validate", "old.yaml"]).assert_fails_with(&[
+        "old.yaml:1:1: _format_version: unsupported format version '1.1'; Gantry reads \"3.0\"",
     ]);
 }

@@ -30,22 +30,33 @@ pub struct Parsed {
 /// Display name used for stdin.
 pub const STDIN: &str = "<stdin>";
 
-/// Reads, expands, parses and schema-checks every input. Returns the typed files, every
-/// problem found, and whether every input yielded a typed document. A file with schema
-/// problems is still typed, with the offending fields left out, so later checks can report
-/// their problems too.
-pub fn read_all(inputs: &[PathBuf], opts: &LoadOptions) -> (Vec<Parsed>, Vec<Diagnostic>, bool) {
-    let mut parsed = Vec::new();
-    let mut diags = Vec::new();
-    let inputs = gather(inputs, &mut diags);
-    let mut complete = diags.is_empty();
+/// What reading the inputs produced.
+#[derive(Debug, Default)]
+pub struct ReadAll {
+    /// The typed files, in input order.
+    pub parsed: Vec<Parsed>,
+    /// Every problem found so far.
+    pub diags: Vec<Diagnostic>,
+    /// True when every input yielded a typed document (so cross-file checks are meaningful).
+    pub complete: bool,
+    /// Display names of every input, in order (for sorting problems).
+    pub names: Vec<String>,
+}
+
+/// Reads, expands, parses and schema-checks every input. A file with schema problems is still
+/// typed, with the offending fields left out, so later checks can report their problems too.
+pub fn read_all(inputs: &[PathBuf], opts: &LoadOptions) -> ReadAll {
+    let mut out = ReadAll::default();
+    let inputs = gather(inputs, &mut out.diags);
+    out.complete = out.diags.is_empty();
     for (name, syntax, text) in inputs {
+        out.names.push(name.clone());
         let (p, mut d) = parse_one(name, syntax, text, opts);
-        complete &= p.is_some();
-        parsed.extend(p);
-        diags.append(&mut d);
+        out.complete &= p.is_some();
+        out.parsed.extend(p);
+        out.diags.append(&mut d);
     }
-    (parsed, diags, complete)
+    out
 }
 
 /// Every input as (display name, syntax, text), directories expanded in sorted order.
@@ -181,11 +192,17 @@ fn source_and_value(
         }
     };
     source.positions = Positions::of(&source.expanded.text);
-    let value = if value.is_null() {
+    let mut value = if value.is_null() {
         Value::Object(Default::default())
     } else {
         value
     };
+    // `_format_version: 3.0` unquoted is a YAML number; decK files write it both ways.
+    if let Some(v) = value.get_mut("_format_version")
+        && v.is_number()
+    {
+        *v = Value::String(v.to_string());
+    }
     Ok((source, value))
 }
 

@@ -58,8 +58,43 @@ fn convert(e: &ValidationError<'_>) -> Vec<FieldError> {
             base,
             format!("value should be at most {limit}"),
         )],
-        _ => vec![FieldError::new(base, e.to_string())],
+        // Never echo the value: it may be a secret.
+        K::Enum { .. } | K::Constant { .. } => vec![FieldError::new(base, "value is not allowed")],
+        K::MinLength { limit } => vec![FieldError::new(
+            base,
+            format!("length must be at least {limit}"),
+        )],
+        K::MaxLength { limit } => vec![FieldError::new(
+            base,
+            format!("length must be at most {limit}"),
+        )],
+        K::MinItems { limit } => vec![FieldError::new(
+            base,
+            format!("must have at least {limit} items"),
+        )],
+        K::MaxItems { limit } => vec![FieldError::new(
+            base,
+            format!("must have at most {limit} items"),
+        )],
+        K::Pattern { pattern } => vec![FieldError::new(
+            base,
+            format!("must match the pattern {pattern}"),
+        )],
+        other => vec![FieldError::new(
+            base,
+            format!("invalid value ({})", keyword(other)),
+        )],
     }
+}
+
+/// The schema keyword an error kind comes from, for the generic message.
+fn keyword(kind: &jsonschema::error::ValidationErrorKind) -> String {
+    let debug = format!("{kind:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `anyOf` (optional records, name-or-record references): report the errors of the one
