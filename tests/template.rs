@@ -190,3 +190,20 @@ fn mock_env_renders_decks_placeholders() {
     assert_eq!(doc["services"][0]["enabled"], false);
     assert_eq!(doc["services"][0]["tags"], serde_json::json!(["DECK_TAG"]));
 }
+
+#[test]
+fn awkward_values_survive_a_yaml_render_and_reload() {
+    for value in AWKWARD {
+        let w = Workspace::new().env("DECK_V", value);
+        w.write(
+            "kong.yaml",
+            &minimal("consumers:\n  - username: ${{ env \"DECK_V\" }}\n    keyauth_credentials:\n      - key: \"${{ env \"DECK_V\" }}\"\n"),
+        );
+        let run = w.run(&["render", "--show-secrets", "kong.yaml"]);
+        run.assert_ok();
+        w.write("rendered.yaml", &run.stdout);
+        let doc = render_json(&w, "rendered.yaml");
+        assert_eq!(doc["consumers"][0]["username"], value, "value {value:?}");
+        assert_eq!(doc["consumers"][0]["keyauth_credentials"][0]["key"], value);
+    }
+}

@@ -491,10 +491,14 @@ fn plain_text(parts: &[Result<String, Value>], in_flow: bool) -> String {
 
 /// True when `s` can stand as a YAML plain scalar and read back as the same text (modulo
 /// YAML's own typing of numbers and booleans, which decK relies on for untyped templates).
+/// Text YAML would read as null is quoted: a variable never means "absent".
 fn is_safe_plain(s: &str, in_flow: bool) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
+    if matches!(s, "~" | "null" | "Null" | "NULL") {
+        return false;
+    }
     if s.trim() != s || s.chars().any(|c| c.is_control()) {
         return false;
     }
@@ -824,6 +828,55 @@ mod tests {
             "url: http://${{ env \"DECK_HOST\" }}/v1\n",
         );
         assert_eq!(got, "url: \"http://a: b/v1\"\n");
+    }
+
+    #[test]
+    fn null_looking_and_empty_values_stay_strings() {
+        for v in ["~", "null", "NULL", ""] {
+            assert_eq!(
+                yaml_value(v, "k: ${{ env \"DECK_V\" }}\n"),
+                serde_json::json!(v),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flow_collections_spanning_lines_keep_their_items() {
+        let text = yaml(
+            &[("DECK_V", "a, b")],
+            "k: [\n  x,\n  ${{ env \"DECK_V\" }},\n  {n: ${{ env \"DECK_V\" }}}\n]\n",
+        );
+        let doc = parse_yaml(&text);
+        assert_eq!(doc["k"], serde_json::json!(["x", "a, b", {"n": "a, b"}]));
+    }
+
+    #[test]
+    fn templates_in_keys_and_list_items_expand() {
+        let text = yaml(
+            &[("DECK_K", "my key"), ("DECK_V", "v: 1")],
+            "${{ env \"DECK_K\" }}: 1\nl:\n  - ${{ env \"DECK_V\" }}\n  - - ${{ env \"DECK_V\" }}\n",
+        );
+        let doc = parse_yaml(&text);
+        assert_eq!(doc["my key"], 1);
+        assert_eq!(doc["l"], serde_json::json!(["v: 1", ["v: 1"]]));
+    }
+
+    #[test]
+    fn crlf_line_endings_are_kept() {
+        let text = yaml(
+            &[("DECK_V", "a #b")],
+            "k: ${{ env \"DECK_V\" }}\r\nn: 2\r\n",
+        );
+        assert_eq!(text, "k: \"a #b\"\r\nn: 2\r\n");
+        let doc = parse_yaml(&text);
+        assert_eq!(doc["k"], "a #b");
+    }
+
+    #[test]
+    fn a_comment_after_a_quoted_value_is_not_evaluated() {
+        let src = "k: \"x\" # ${{ env \"NOPE\" }}\n";
+        assert_eq!(yaml(&[], src), src);
     }
 
     #[test]
