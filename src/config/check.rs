@@ -184,109 +184,134 @@ pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     settings(files, &mut out);
     let paths = Paths::of(files);
-    let mut services = Registry::new("service name");
-    let mut routes = Registry::new("route name");
-    let mut consumers = Registry::new("consumer username");
-    let mut custom_ids = Registry::new("consumer custom_id");
-    let mut keys = Registry::new("key-auth credential key");
+    let mut known = Known::new(files);
     for (f, p) in files.iter().zip(&paths) {
-        let src = &f.source;
-        for (si, s) in f.document.services.iter().enumerate() {
-            let sp = &p.services[si];
-            service(src, sp, s, &mut out);
-            if let Some(key) = entity_key(s.name.as_deref(), s.id.as_deref()) {
-                let shown = format!("'{}'", s.name.as_deref().unwrap_or(&key));
-                services.add(key, &shown, seen(src, &p.service_names[si]), &mut out);
-            }
-            for (ri, r) in s.routes.iter().enumerate() {
-                let rp = &p.service_routes[si][ri];
-                route(src, rp, r, true, &mut out);
-                register_route(&mut routes, src, rp, r, &mut out);
-            }
-        }
-        for (ri, r) in f.document.routes.iter().enumerate() {
-            let rp = &p.routes[ri];
-            route(src, rp, r, false, &mut out);
-            register_route(&mut routes, src, rp, r, &mut out);
-        }
-        for (ci, c) in f.document.consumers.iter().enumerate() {
-            let cp = &p.consumers[ci];
-            consumer(src, cp, c, &mut out);
-            if let Some(u) = &c.username {
-                consumers.add(
-                    u.clone(),
-                    &format!("'{u}'"),
-                    seen(src, &p.usernames[ci]),
-                    &mut out,
-                );
-            }
-            if let Some(u) = &c.custom_id {
-                custom_ids.add(
-                    u.clone(),
-                    &format!("'{u}'"),
-                    seen(src, &p.custom_ids[ci]),
-                    &mut out,
-                );
-            }
-            for (ki, k) in c.keyauth_credentials.iter().enumerate() {
-                // The key is a secret: the message names where, never what.
-                keys.add(k.key.clone(), "", seen(src, &p.keys[ci][ki]), &mut out);
-            }
-        }
+        known.register(f, p, &mut out);
     }
-    // Ids given explicitly also resolve references written as `{id: …}`.
-    let service_ids = explicit_ids(files, |d| {
-        d.services.iter().filter_map(|s| s.id.clone()).collect()
-    });
-    let route_ids = explicit_ids(files, |d| {
-        let nested = d.services.iter().flat_map(|s| s.routes.iter());
-        nested
-            .chain(d.routes.iter())
-            .filter_map(|r| r.id.clone())
-            .collect()
-    });
-    let consumer_ids = explicit_ids(files, |d| {
-        d.consumers.iter().filter_map(|c| c.id.clone()).collect()
-    });
-    let resolves = |reg: &Registry<'_>, ids: &[String], r: &Reference| match (r.name(), r.id()) {
-        (Some(n), _) => reg.contains(n),
-        (None, Some(id)) => ids.iter().any(|i| i == id) || reg.contains(&format!("id:{id}")),
-        (None, None) => false,
-    };
     for f in files {
-        let src = &f.source;
-        for (ri, r) in f.document.routes.iter().enumerate() {
-            if let Some(s) = &r.service
-                && !resolves(&services, &service_ids, s)
-            {
-                let path = join(&index("routes", ri), "service");
-                out.push(src.diag(&path, format!("service {} not found", s.describe())));
-            }
-        }
-        for site in plugin_sites(&f.document) {
-            plugin(src, &site, &mut out);
-            let p = site.plugin;
-            let refs = [
-                ("service", &p.service, &services, &service_ids),
-                ("route", &p.route, &routes, &route_ids),
-                ("consumer", &p.consumer, &consumers, &consumer_ids),
-            ];
-            for (kind, r, reg, ids) in refs {
-                let Some(r) = r else { continue };
-                let path = join(&site.path, kind);
-                if site.parent == Some(kind) {
-                    out.push(src.diag(
-                        &path,
-                        format!("a plugin nested under a {kind} cannot also name a {kind}"),
-                    ));
-                } else if !resolves(reg, ids, r) {
-                    out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
-                }
-            }
-        }
+        references(f, &known, &mut out);
     }
     plugin_duplicates(files, &mut out);
     out
+}
+
+/// Every named entity across the files, for duplicate and reference checks.
+struct Known<'a> {
+    services: Registry<'a>,
+    routes: Registry<'a>,
+    consumers: Registry<'a>,
+    custom_ids: Registry<'a>,
+    keys: Registry<'a>,
+    /// Ids given explicitly, which `{id: …}` references may use.
+    service_ids: Vec<String>,
+    route_ids: Vec<String>,
+    consumer_ids: Vec<String>,
+}
+
+impl<'a> Known<'a> {
+    fn new(files: &[Parsed]) -> Self {
+        let ids = |f: &dyn Fn(&Document) -> Vec<String>| -> Vec<String> {
+            files.iter().flat_map(|p| f(&p.document)).collect()
+        };
+        Known {
+            services: Registry::new("service name"),
+            routes: Registry::new("route name"),
+            consumers: Registry::new("consumer username"),
+            custom_ids: Registry::new("consumer custom_id"),
+            keys: Registry::new("key-auth credential key"),
+            service_ids: ids(&|d| d.services.iter().filter_map(|s| s.id.clone()).collect()),
+            route_ids: ids(&|d| {
+                let nested = d.services.iter().flat_map(|s| s.routes.iter());
+                nested
+                    .chain(&d.routes)
+                    .filter_map(|r| r.id.clone())
+                    .collect()
+            }),
+            consumer_ids: ids(&|d| d.consumers.iter().filter_map(|c| c.id.clone()).collect()),
+        }
+    }
+
+    /// Checks one file's entities and records their names, reporting duplicates.
+    fn register(&mut self, f: &'a Parsed, p: &'a Paths, out: &mut Vec<Diagnostic>) {
+        let src = &f.source;
+        for (si, s) in f.document.services.iter().enumerate() {
+            service(src, &p.services[si], s, out);
+            if let Some(key) = entity_key(s.name.as_deref(), s.id.as_deref()) {
+                let shown = format!("'{}'", s.name.as_deref().unwrap_or(&key));
+                self.services
+                    .add(key, &shown, seen(src, &p.service_names[si]), out);
+            }
+            for (r, rp) in s.routes.iter().zip(&p.service_routes[si]) {
+                route(src, rp, r, true, out);
+                register_route(&mut self.routes, src, rp, r, out);
+            }
+        }
+        for (r, rp) in f.document.routes.iter().zip(&p.routes) {
+            route(src, rp, r, false, out);
+            register_route(&mut self.routes, src, rp, r, out);
+        }
+        for (ci, c) in f.document.consumers.iter().enumerate() {
+            consumer(src, &p.consumers[ci], c, out);
+            if let Some(u) = &c.username {
+                let at = seen(src, &p.usernames[ci]);
+                self.consumers.add(u.clone(), &format!("'{u}'"), at, out);
+            }
+            if let Some(u) = &c.custom_id {
+                let at = seen(src, &p.custom_ids[ci]);
+                self.custom_ids.add(u.clone(), &format!("'{u}'"), at, out);
+            }
+            for (k, kp) in c.keyauth_credentials.iter().zip(&p.keys[ci]) {
+                // The key is a secret: the message names where, never what.
+                self.keys.add(k.key.clone(), "", seen(src, kp), out);
+            }
+        }
+    }
+
+    /// True when a reference of `kind` names a known entity.
+    fn resolves(&self, kind: &str, r: &Reference) -> bool {
+        let (reg, ids) = match kind {
+            "service" => (&self.services, &self.service_ids),
+            "route" => (&self.routes, &self.route_ids),
+            _ => (&self.consumers, &self.consumer_ids),
+        };
+        match (r.name(), r.id()) {
+            (Some(n), _) => reg.contains(n),
+            (None, Some(id)) => ids.iter().any(|i| i == id) || reg.contains(&format!("id:{id}")),
+            (None, None) => false,
+        }
+    }
+}
+
+/// Route and plugin references, nesting conflicts, and plugin configs in one file.
+fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
+    let src = &f.source;
+    for (ri, r) in f.document.routes.iter().enumerate() {
+        if let Some(s) = &r.service
+            && !known.resolves("service", s)
+        {
+            let path = join(&index("routes", ri), "service");
+            out.push(src.diag(&path, format!("service {} not found", s.describe())));
+        }
+    }
+    for site in plugin_sites(&f.document) {
+        plugin(src, &site, out);
+        let p = site.plugin;
+        let refs = [
+            ("service", &p.service),
+            ("route", &p.route),
+            ("consumer", &p.consumer),
+        ];
+        for (kind, r) in refs {
+            let Some(r) = r else { continue };
+            let path = join(&site.path, kind);
+            if site.parent == Some(kind) {
+                let msg = format!("a plugin nested under a {kind} cannot also name a {kind}");
+                out.push(src.diag(&path, msg));
+            } else if !known.resolves(kind, r) {
+                out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
+            }
+        }
+    }
 }
 
 fn plugin_duplicates(files: &[Parsed], out: &mut Vec<Diagnostic>) {
@@ -336,10 +361,6 @@ fn describe_scope(s: &Scope) -> String {
 
 fn seen<'a>(source: &'a Source, path: &'a str) -> Seen<'a> {
     Seen { source, path }
-}
-
-fn explicit_ids(files: &[Parsed], f: impl Fn(&Document) -> Vec<String>) -> Vec<String> {
-    files.iter().flat_map(|p| f(&p.document)).collect()
 }
 
 fn register_route<'a>(
