@@ -311,3 +311,23 @@ fn an_unquoted_format_version_is_read_as_the_string_it_looks_like() {
         "old.yaml:1:1: _format_version: unsupported format version '1.1'; Gantry reads \"3.0\"",
     ]);
 }
+
+#[test]
+fn a_key_written_twice_is_an_error_not_a_silent_overwrite() {
+    let w = Workspace::new();
+    w.write("kong.yaml", &minimal("    url: http://elsewhere\n"));
+    w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
+        "kong.yaml:8:5: services[0].url: key written twice in the same mapping",
+    ]);
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &format!("\u{feff}{}", minimal("    retriez: 1\n")),
+    );
+    w.run(&["validate", "kong.yaml"])
+        .assert_fails_with(&["kong.yaml:8:5: services[0].retriez: unknown field"]);
+}

@@ -67,6 +67,7 @@ fn gather(inputs: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(String, Synta
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
                 Ok(_) => {
+                    let text = without_bom(text);
                     let syntax = if text.trim_start().starts_with(['{', '[']) {
                         Syntax::Json
                     } else {
@@ -91,12 +92,20 @@ fn gather(inputs: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(String, Synta
         for file in files {
             let name = file.display().to_string();
             match std::fs::read_to_string(&file) {
-                Ok(text) => out.push((name, syntax_of(&file), text)),
+                Ok(text) => out.push((name, syntax_of(&file), without_bom(text))),
                 Err(e) => diags.push(file_diag(&name, format!("cannot read: {e}"))),
             }
         }
     }
     out
+}
+
+/// Editors do not show a byte-order mark, so positions are counted without it.
+fn without_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    }
 }
 
 fn syntax_of(path: &Path) -> Syntax {
@@ -202,6 +211,22 @@ fn source_and_value(
         && v.is_number()
     {
         *v = Value::String(v.to_string());
+    }
+    let repeated = &source.positions.duplicates;
+    if !repeated.is_empty() {
+        return Err(repeated
+            .iter()
+            .map(|(path, offset)| {
+                let (line, col) = source.line_col(*offset);
+                Diagnostic {
+                    file: source.name.clone(),
+                    line,
+                    col,
+                    path: path.clone(),
+                    message: "key written twice in the same mapping".to_owned(),
+                }
+            })
+            .collect());
     }
     Ok((source, value))
 }

@@ -4,7 +4,7 @@
 //! A mapping entry is located at its key, a sequence item at the item, so an unknown field
 //! `retriez` under `services[0]` points at the `retriez` key itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -13,6 +13,9 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default, Clone)]
 pub struct Positions {
     offsets: HashMap<String, usize>,
+    /// Keys written twice in one mapping (path, offset of the repeat). Parsers keep only one
+    /// of them silently, so they are reported as problems.
+    pub duplicates: Vec<(String, usize)>,
 }
 
 impl Positions {
@@ -26,6 +29,7 @@ impl Positions {
         }
         Self {
             offsets: walker.offsets,
+            duplicates: walker.duplicates,
         }
     }
 
@@ -65,8 +69,12 @@ pub fn index(path: &str, i: usize) -> String {
 }
 
 enum Frame {
-    /// In a mapping: the path of the mapping, and the key awaiting its value (if any).
-    Map { path: String, key: Option<String> },
+    /// In a mapping: its path, the key awaiting its value (if any), and the keys seen.
+    Map {
+        path: String,
+        key: Option<String>,
+        seen: HashSet<String>,
+    },
     /// In a sequence: its path and the next item's index.
     Seq { path: String, next: usize },
 }
@@ -75,6 +83,7 @@ enum Frame {
 struct Walker {
     stack: Vec<Frame>,
     offsets: HashMap<String, usize>,
+    duplicates: Vec<(String, usize)>,
 }
 
 impl Walker {
@@ -91,13 +100,13 @@ impl Walker {
                 self.offsets.insert(p.clone(), mark.index());
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => key.take().map(|k| join(path, &k)),
+            Some(Frame::Map { path, key, .. }) => key.take().map(|k| join(path, &k)),
         }
     }
 
     /// A scalar in key position becomes the pending key, located at the key.
     fn key(&mut self, value: &str, mark: Marker) -> bool {
-        if let Some(Frame::Map { path, key }) = self.stack.last_mut()
+        if let Some(Frame::Map { path, key, seen }) = self.stack.last_mut()
             && key.is_none()
         {
             // A mapping that is a sequence item is marked at its first key's `:`; its first
@@ -106,7 +115,11 @@ impl Walker {
                 .entry(path.clone())
                 .and_modify(|o| *o = (*o).min(mark.index()));
             let p = join(path, value);
-            self.offsets.insert(p, mark.index());
+            if seen.insert(value.to_owned()) {
+                self.offsets.insert(p, mark.index());
+            } else {
+                self.duplicates.push((p, mark.index()));
+            }
             *key = Some(value.to_owned());
             return true;
         }
@@ -131,7 +144,11 @@ impl MarkedEventReceiver for Walker {
             }
             Event::MappingStart(..) => {
                 let path = self.enter(mark).unwrap_or_default();
-                self.stack.push(Frame::Map { path, key: None });
+                self.stack.push(Frame::Map {
+                    path,
+                    key: None,
+                    seen: HashSet::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.enter(mark).unwrap_or_default();
@@ -168,6 +185,16 @@ mod tests {
         let text = "services:\n- name: a\n  routes:\n  - paths: [/a, /b]\n";
         assert_eq!(at(text, "services[0].routes[0].paths[1]"), (4, 17));
         assert_eq!(at(text, "services[0].routes[0].nope.deeper"), (4, 5));
+    }
+
+    #[test]
+    fn keys_written_twice_are_found_at_the_repeat() {
+        let text = "a:\n  b: 1\n  b: 2\n";
+        let p = Positions::of(text);
+        assert_eq!(p.duplicates.len(), 1);
+        assert_eq!(p.duplicates[0].0, "a.b");
+        assert_eq!(line_col(text, p.duplicates[0].1), (3, 3));
+        assert_eq!(at(text, "a.b"), (2, 3));
     }
 
     #[test]
