@@ -331,3 +331,25 @@ fn a_byte_order_mark_is_ignored() {
     w.run(&["validate", "kong.yaml"])
         .assert_fails_with(&["kong.yaml:8:5: services[0].retriez: unknown field"]);
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys_work_as_in_deck() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nx-base: &base\n  retries: 2\n",
+    );
+    // Top-level extension keys are still unknown fields...
+    w.run(&["validate", "kong.yaml"])
+        .assert_fails_with(&["kong.yaml:2:1: x-base: unknown field"]);
+    // ...but anchors and merge keys inside entities are fine.
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - &svc\n    name: a\n    host: up\n    retries: 2\n  - <<: *svc\n    name: b\n",
+    );
+    let run = w.run(&["render", "--format", "json", "kong.yaml"]);
+    run.assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["services"][1]["name"], "b");
+    assert_eq!(doc["services"][1]["retries"], 2);
+}

@@ -181,54 +181,47 @@ fn source_and_value(
             })
             .collect::<Vec<_>>()
     })?;
-    let mut source = Source {
+    let positions = Positions::of(&expanded.text);
+    let source = Source {
         name,
         original: text,
         expanded,
-        positions: Positions::default(),
+        positions,
     };
-    let value = match parse_value(&source.expanded.text, syntax) {
-        Ok(v) => v,
-        Err((offset, message)) => {
-            let (line, col) = source.line_col(offset);
-            return Err(vec![Diagnostic {
-                file: source.name.clone(),
-                line,
-                col,
-                path: String::new(),
-                message,
-            }]);
+    let at = |offset: usize, path: &str, message: String| {
+        let (line, col) = source.line_col(offset);
+        Diagnostic {
+            file: source.name.clone(),
+            line,
+            col,
+            path: path.to_owned(),
+            message,
         }
     };
-    source.positions = Positions::of(&source.expanded.text);
+    let repeated = &source.positions.duplicates;
+    if !repeated.is_empty() {
+        let message = || "key written twice in the same mapping".to_owned();
+        return Err(repeated.iter().map(|(p, o)| at(*o, p, message())).collect());
+    }
+    let value = parse_value(&source.expanded.text, syntax)
+        .map_err(|(offset, message)| vec![at(offset, "", message)])?;
+    Ok((source, normalize_top(value)))
+}
+
+/// An empty file is an empty document; `_format_version: 3.0` unquoted (a YAML number, as
+/// decK files often write it) reads as the string it looks like.
+fn normalize_top(value: Value) -> Value {
     let mut value = if value.is_null() {
         Value::Object(Default::default())
     } else {
         value
     };
-    // `_format_version: 3.0` unquoted is a YAML number; decK files write it both ways.
     if let Some(v) = value.get_mut("_format_version")
         && v.is_number()
     {
         *v = Value::String(v.to_string());
     }
-    let repeated = &source.positions.duplicates;
-    if !repeated.is_empty() {
-        return Err(repeated
-            .iter()
-            .map(|(path, offset)| {
-                let (line, col) = source.line_col(*offset);
-                Diagnostic {
-                    file: source.name.clone(),
-                    line,
-                    col,
-                    path: path.clone(),
-                    message: "key written twice in the same mapping".to_owned(),
-                }
-            })
-            .collect());
-    }
-    Ok((source, value))
+    value
 }
 
 /// Schema-checks a value and types it, leaving out fields with schema problems.
@@ -318,10 +311,16 @@ pub fn parse_value(text: &str, syntax: Syntax) -> Result<Value, (usize, String)>
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
             (offset, msg)
         }),
-        Syntax::Yaml => serde_yaml::from_str::<Value>(text).map_err(|e| {
-            let offset = e.location().map_or(0, |l| l.index());
-            (offset, strip_first_location(&e.to_string()))
-        }),
+        Syntax::Yaml => {
+            let located = |e: serde_yaml::Error| {
+                let offset = e.location().map_or(0, |l| l.index());
+                (offset, strip_first_location(&e.to_string()))
+            };
+            let mut v: serde_yaml::Value = serde_yaml::from_str(text).map_err(located)?;
+            // `<<: *anchor` merge keys, as Go's YAML (and so decK) applies them.
+            v.apply_merge().map_err(located)?;
+            serde_json::to_value(v).map_err(|e| (0, e.to_string()))
+        }
     }
 }
 

@@ -539,7 +539,7 @@ fn json_text(v: &Value, in_string: bool) -> String {
     }
     match v {
         Value::Str(s) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(j) if !j.is_object() && !j.is_array() && !j.is_string() => s.trim().to_owned(),
+            Ok(j) if j.is_number() || j.is_boolean() => s.trim().to_owned(),
             _ => quoted,
         },
         other => other.text(),
