@@ -33,6 +33,184 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Run the local LLM provider simulator.
     MockLlm(MockLlmArgs),
+    /// Show what `sync` would change (or `apply` with `--mode apply`), without changing anything.
+    Diff(DiffArgs),
+    /// Create and update entities from state files; never deletes.
+    Apply(ApplyArgs),
+    /// Create, update and delete in-scope entities so the gateway matches the files.
+    Sync(SyncArgs),
+    /// Save the plan for state files, to execute later with `apply --plan`.
+    Plan(PlanArgs),
+    /// Export the live state (in scope) as a decK file.
+    Dump(DumpArgs),
+    /// Delete every entity in scope.
+    Reset(ResetArgs),
+    /// decK-style gateway commands.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayCommand {
+    /// Same as `gantry diff`.
+    Diff(DiffArgs),
+    /// Same as `gantry apply`.
+    Apply(ApplyArgs),
+    /// Same as `gantry sync`.
+    Sync(SyncArgs),
+    /// Same as `gantry dump`.
+    Dump(DumpArgs),
+    /// Same as `gantry reset`.
+    Reset(ResetArgs),
+    /// Same as `gantry ping`.
+    Ping(PingArgs),
+    /// Same as `gantry validate`.
+    Validate(ValidateArgs),
+}
+
+/// Which control plane, namespace and tags a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Work on this control plane (also `_konnect.control_plane_name`); default: the one `serve` serves.
+    #[arg(long, env = "GANTRY_CONTROL_PLANE_NAME", value_name = "NAME")]
+    pub control_plane: Option<String>,
+    /// The namespace that must own the control plane (also `_defaults.kongctl.namespace`).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only entities carrying all these tags are read, changed or deleted; repeatable.
+    #[arg(long = "select-tag", value_name = "TAG")]
+    pub select_tags: Vec<String>,
+    /// Leave consumers and their credentials and plugins out of the plan.
+    #[arg(long)]
+    pub skip_consumers: bool,
+}
+
+/// Output switches shared by the reconciling commands.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Print one JSON report on stdout instead of event lines.
+    #[arg(long)]
+    pub json_output: bool,
+    /// Exit 2 when there are changes.
+    #[arg(long)]
+    pub non_zero_exit_code: bool,
+    /// Print secret fields instead of `[masked]`.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Accepted for decK compatibility; the whole plan is sent as one atomic batch.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub state: StateFiles,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Diff as `apply` would run (no deletes) instead of as `sync`.
+    #[arg(long, value_enum, default_value_t = PlanMode::Sync)]
+    pub mode: PlanMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanMode {
+    Apply,
+    Sync,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// State files or directories; `-` reads stdin. Not used with `--plan`.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Execute a plan saved by `gantry plan`, refusing it if the state changed since.
+    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub state: StateFiles,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub state: StateFiles,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Where to write the plan.
+    #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+    pub output: PathBuf,
+    /// The plan's mode: `apply` never deletes.
+    #[arg(long, value_enum, default_value_t = PlanMode::Apply)]
+    pub mode: PlanMode,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Output file; `-` is stdout.
+    #[arg(short = 'o', long = "output-file", default_value = "-", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Keep entity ids in the output.
+    #[arg(long)]
+    pub with_id: bool,
+    /// Print secret fields instead of `[masked]`.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Allow a reset with no select tag: deletes every entity of the control plane.
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON report on stdout.
+    #[arg(long)]
+    pub json_output: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,14 +263,9 @@ pub struct RenderArgs {
 /// How to reach the admin API.
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
-    /// Admin API address.
-    #[arg(
-        long,
-        env = "DECK_KONG_ADDR",
-        default_value = "http://localhost:8001",
-        value_name = "URL"
-    )]
-    pub kong_addr: String,
+    /// Admin API address (default `http://localhost:8001`; also `GANTRY_ADMIN_URL`).
+    #[arg(long, env = "DECK_KONG_ADDR", value_name = "URL")]
+    pub kong_addr: Option<String>,
     /// Extra request header `key:value`; repeatable.
     #[arg(long = "headers", value_name = "KEY:VALUE")]
     pub headers: Vec<String>,

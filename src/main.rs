@@ -1,10 +1,15 @@
 //! The `gantry` binary: parse arguments, run the command, map the outcome to an exit code.
 
 mod cli;
+mod client;
 mod commands;
 mod config;
 mod exit;
+mod namespace;
+mod plan;
+mod reconcile;
 mod state;
+mod ui;
 
 use std::process::ExitCode;
 

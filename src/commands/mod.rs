@@ -1,22 +1,43 @@
 //! Owns dispatch from parsed arguments to each subcommand's `run`.
 
+pub mod dump;
 pub mod mock_llm;
 pub mod ping;
 pub mod quickstart;
+pub mod reconcile;
 pub mod render;
+pub mod reset;
 pub mod serve;
 pub mod validate;
 
-use crate::cli::{Cli, Command, FileCommand};
+use crate::cli::{Cli, Command, FileCommand, GatewayCommand};
 use crate::exit::ExitStatus;
+use crate::ui::Ui;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let ui = Ui::detect(cli.no_color);
     match cli.command {
-        Command::Validate(args) | Command::File(FileCommand::Validate(args)) => validate::run(args),
+        Command::Validate(args)
+        | Command::File(FileCommand::Validate(args))
+        | Command::Gateway(GatewayCommand::Validate(args)) => validate::run(args),
         Command::Render(args) | Command::File(FileCommand::Render(args)) => render::run(args),
-        Command::Ping(args) => ping::run(args),
+        Command::Ping(args) | Command::Gateway(GatewayCommand::Ping(args)) => ping::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::MockLlm(args) => mock_llm::run(args),
+        Command::Diff(args) | Command::Gateway(GatewayCommand::Diff(args)) => {
+            reconcile::diff(args, ui)
+        }
+        Command::Apply(args) | Command::Gateway(GatewayCommand::Apply(args)) => {
+            reconcile::apply(args, ui)
+        }
+        Command::Sync(args) | Command::Gateway(GatewayCommand::Sync(args)) => {
+            reconcile::sync(args, ui)
+        }
+        Command::Plan(args) => reconcile::save(args, ui),
+        Command::Dump(args) | Command::Gateway(GatewayCommand::Dump(args)) => dump::run(args, ui),
+        Command::Reset(args) | Command::Gateway(GatewayCommand::Reset(args)) => {
+            reset::run(args, ui)
+        }
     }
 }

@@ -333,7 +333,7 @@ pub struct CohereOptions {
 }
 
 /// `targets[].model.options`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,6 +383,32 @@ pub struct ModelOptions {
     pub huggingface: Option<HuggingfaceOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohere: Option<CohereOptions>,
+}
+
+impl Default for ModelOptions {
+    /// The same values serde fills in, so normalising twice changes nothing.
+    fn default() -> Self {
+        ModelOptions {
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            input_cost: None,
+            output_cost: None,
+            anthropic_version: None,
+            azure_instance: None,
+            azure_deployment_id: None,
+            azure_api_version: default_azure_api_version(),
+            upstream_url: None,
+            upstream_path: None,
+            llama2_format: None,
+            mistral_format: None,
+            bedrock: None,
+            gemini: None,
+            huggingface: None,
+            cohere: None,
+        }
+    }
 }
 
 /// `targets[].model`.

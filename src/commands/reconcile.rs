@@ -1,0 +1,378 @@
+//! Owns `diff`, `apply`, `sync` and `plan`: load the files, resolve the scope, read the live
+//! state in scope, compute the plan, print it, and (apply/sync) execute it atomically.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use embedded_gateway::snapshot::ConfigSnapshot;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{AdminArgs, ApplyArgs, DiffArgs, PlanArgs, PlanMode, ReportArgs, ScopeArgs, SyncArgs};
+use crate::client::{AdminClient, ClientOptions};
+use crate::exit::ExitStatus;
+use crate::namespace::{self, Access, Verdict};
+use crate::plan::render::{self, RenderOptions};
+use crate::plan::{self, Mode, Plan};
+use crate::reconcile::{self, Target};
+use crate::ui::Ui;
+
+/// The scope a command works in, after reconciling flags with the files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    pub select_tags: Vec<String>,
+    pub control_plane: Option<String>,
+    pub namespace: Option<String>,
+    pub skip_consumers: bool,
+}
+
+fn sorted(tags: &[String]) -> Vec<String> {
+    let mut t = tags.to_vec();
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// Merges the file's `_info.select_tags`, `_konnect.control_plane_name` and
+/// `_defaults.kongctl.namespace` with the flags. Tags given both ways must agree (decK's rule).
+pub fn resolve_scope(
+    file_tags: &[String],
+    file_cp: Option<&str>,
+    file_ns: Option<&str>,
+    args: &ScopeArgs,
+) -> anyhow::Result<Scope> {
+    let (file, flag) = (sorted(file_tags), sorted(&args.select_tags));
+    if !file.is_empty() && !flag.is_empty() && file != flag {
+        bail!(
+            "tags specified in the state file ({file:?}) and via --select-tag ({flag:?}) are different\n\nhint: give the tags either in `_info.select_tags` or with `--select-tag`; when both are given they must match"
+        );
+    }
+    Ok(Scope {
+        select_tags: if flag.is_empty() { file } else { flag },
+        control_plane: args.control_plane.clone().or(file_cp.map(str::to_owned)),
+        namespace: args.namespace.clone().or(file_ns.map(str::to_owned)),
+        skip_consumers: args.skip_consumers,
+    })
+}
+
+/// Tags every entity of the desired state with the scope's select tags (decK does the same).
+pub fn add_tags(set: &mut ConfigSnapshot, tags: &[String]) {
+    let merge = |t: &mut Vec<String>| {
+        t.extend(tags.iter().cloned());
+        t.sort();
+        t.dedup();
+    };
+    set.services.iter_mut().for_each(|e| merge(&mut e.tags));
+    set.routes.iter_mut().for_each(|e| merge(&mut e.tags));
+    set.consumers.iter_mut().for_each(|e| merge(&mut e.tags));
+    set.key_auths.iter_mut().for_each(|e| merge(&mut e.tags));
+    set.plugins.iter_mut().for_each(|e| merge(&mut e.tags));
+}
+
+/// Client settings from the shared admin flags: `--kong-addr`/`DECK_KONG_ADDR`, then
+/// `GANTRY_ADMIN_URL`, then `http://localhost:8001`.
+pub fn client_options(args: &AdminArgs) -> ClientOptions {
+    ClientOptions {
+        addr: args
+            .kong_addr
+            .clone()
+            .or_else(|| std::env::var("GANTRY_ADMIN_URL").ok())
+            .unwrap_or_else(|| "http://localhost:8001".to_owned()),
+        headers: args.headers.clone(),
+        token: args.kong_admin_token.clone(),
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    }
+}
+
+/// Connects, finds the control plane and checks the namespace guard.
+pub async fn connect(
+    admin: &AdminArgs,
+    scope: &Scope,
+    access: Access,
+    ui: Ui,
+) -> anyhow::Result<(AdminClient, Target)> {
+    let client = AdminClient::new(&client_options(admin))?;
+    let target = reconcile::resolve_target(&client, scope.control_plane.as_deref()).await?;
+    if let Some(cp) = &target.control_plane {
+        match namespace::check(&cp.name, &cp.labels, scope.namespace.as_deref(), access)? {
+            Verdict::Allowed => {}
+            Verdict::AllowedWithWarning(w) => ui.warn(&w),
+        }
+    } else if scope.namespace.is_some() {
+        ui.warn("a namespace was given without a control plane; the namespace guard needs `--control-plane` or `_konnect.control_plane_name`");
+    }
+    Ok((client, target))
+}
+
+/// Loads the files into the desired state and its scope.
+pub fn load_desired(
+    files: &[PathBuf],
+    args: &ScopeArgs,
+) -> anyhow::Result<(ConfigSnapshot, Scope)> {
+    let loaded = crate::state::load(files, &crate::state::LoadOptions::default())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let scope = resolve_scope(
+        &loaded.select_tags,
+        loaded.control_plane_name.as_deref(),
+        loaded.namespace.as_deref(),
+        args,
+    )?;
+    let mut desired = crate::state::to_snapshot(&loaded);
+    add_tags(&mut desired, &scope.select_tags);
+    if scope.skip_consumers {
+        desired.consumers.clear();
+        desired.key_auths.clear();
+        desired.plugins.retain(|p| p.consumer.is_none());
+    }
+    Ok((desired, scope))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Prints the plan (text or JSON) and returns the exit status for "no error".
+fn report(plan: &Plan, report: &ReportArgs, ui: Ui, warnings: &[String]) -> ExitStatus {
+    let opts = RenderOptions {
+        color: ui.color,
+        show_secrets: report.show_secrets,
+    };
+    if report.json_output {
+        let doc = render::json(plan, opts, warnings, &[]);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", render::text(plan, opts));
+    }
+    if report.non_zero_exit_code && !plan.is_empty() {
+        ExitStatus::Drift
+    } else {
+        ExitStatus::Success
+    }
+}
+
+/// Prints an error in the JSON report when `--json-output` is on, then fails.
+fn fail_json(report: &ReportArgs, err: anyhow::Error) -> anyhow::Result<ExitStatus> {
+    if report.json_output {
+        let empty = Plan {
+            mode: Mode::Apply,
+            base_revision: None,
+            changes: Vec::new(),
+        };
+        let doc = render::json(&empty, RenderOptions::default(), &[], &[format!("{err:#}")]);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    Err(err)
+}
+
+pub fn diff(args: DiffArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
+    let mode = match args.mode {
+        PlanMode::Apply => Mode::Apply,
+        PlanMode::Sync => Mode::Sync,
+    };
+    let run = || -> anyhow::Result<Plan> {
+        let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+        runtime()?.block_on(async {
+            let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
+            let live =
+                reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
+                    .await?;
+            Ok(plan::compute(&desired, &live, mode))
+        })
+    };
+    match run() {
+        Ok(plan) => Ok(report(&plan, &args.report, ui, &[])),
+        Err(e) => fail_json(&args.report, e),
+    }
+}
+
+/// Plans and executes: shared by `apply` (no deletes) and `sync`.
+fn plan_and_execute(
+    files: &[PathBuf],
+    admin: &AdminArgs,
+    scope_args: &ScopeArgs,
+    report_args: &ReportArgs,
+    mode: Mode,
+    ui: Ui,
+) -> anyhow::Result<ExitStatus> {
+    let run = || -> anyhow::Result<Plan> {
+        let (desired, scope) = load_desired(files, scope_args)?;
+        runtime()?.block_on(async {
+            let (client, target) = connect(admin, &scope, Access::Write, ui).await?;
+            let live =
+                reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
+                    .await?;
+            let plan = plan::compute(&desired, &live, mode);
+            execute(&client, &target, &plan, ui).await?;
+            Ok(plan)
+        })
+    };
+    match run() {
+        Ok(plan) => Ok(report(&plan, report_args, ui, &[])),
+        Err(e) => fail_json(report_args, e),
+    }
+}
+
+async fn execute(client: &AdminClient, target: &Target, plan: &Plan, ui: Ui) -> anyhow::Result<()> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let bar = (plan.changes.len() > 30)
+        .then(|| ui.progress(format!("applying {} changes to {}", plan.changes.len(), target.display())))
+        .flatten();
+    let result = reconcile::execute(client, target, plan).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result?;
+    Ok(())
+}
+
+pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
+    if let Some(plan_file) = &args.plan {
+        return apply_saved(plan_file, &args, ui);
+    }
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    plan_and_execute(&files, &args.admin, &args.scope, &args.report, Mode::Apply, ui)
+}
+
+pub fn sync(args: SyncArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
+    plan_and_execute(
+        &args.state.files,
+        &args.admin,
+        &args.scope,
+        &args.report,
+        Mode::Sync,
+        ui,
+    )
+}
+
+/// A plan saved to disk by `gantry plan`, executed later by `apply --plan`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPlan {
+    gantry_plan_version: u32,
+    scope: Scope,
+    plan: Plan,
+}
+
+pub fn save(args: PlanArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
+    let mode = match args.mode {
+        PlanMode::Apply => Mode::Apply,
+        PlanMode::Sync => Mode::Sync,
+    };
+    let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+    let plan = runtime()?.block_on(async {
+        let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
+        let live =
+            reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
+                .await?;
+        anyhow::Ok(plan::compute(&desired, &live, mode))
+    })?;
+    let saved = SavedPlan {
+        gantry_plan_version: 1,
+        scope,
+        plan,
+    };
+    write_private(&args.output, &serde_json::to_vec_pretty(&saved)?)?;
+    print!(
+        "{}",
+        render::text(
+            &saved.plan,
+            RenderOptions {
+                color: ui.color,
+                show_secrets: false
+            }
+        )
+    );
+    eprintln!(
+        "Saved the plan (revision {}) to {}; it holds the secret values it will write, so keep it private",
+        saved.plan.base_revision.unwrap_or(0),
+        args.output.display()
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn apply_saved(path: &Path, args: &ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
+    let text =
+        std::fs::read(path).with_context(|| format!("cannot read plan {}", path.display()))?;
+    let saved: SavedPlan = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a plan saved by `gantry plan`", path.display()))?;
+    if saved.plan.mode == Mode::Sync {
+        bail!(
+            "plan {} was made in `sync` mode and would delete entities; `apply` never deletes\n\nhint: run `gantry plan --mode apply …` to make an apply plan",
+            path.display()
+        );
+    }
+    let run = || -> anyhow::Result<()> {
+        runtime()?.block_on(async {
+            let (client, target) = connect(&args.admin, &saved.scope, Access::Write, ui).await?;
+            let current = reconcile::revision(&client, &target).await?;
+            let planned = saved.plan.base_revision.unwrap_or(0);
+            if current != planned {
+                bail!(
+                    "stale plan: {} changed since the plan was made (planned against revision {planned}, now {current}); nothing was applied\n\nhint: run `gantry plan` again",
+                    target.display()
+                );
+            }
+            execute(&client, &target, &saved.plan, ui).await
+        })
+    };
+    match run() {
+        Ok(()) => Ok(report(&saved.plan, &args.report, ui, &[])),
+        Err(e) => fail_json(&args.report, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope_args(tags: &[&str]) -> ScopeArgs {
+        ScopeArgs {
+            control_plane: None,
+            namespace: None,
+            select_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            skip_consumers: false,
+        }
+    }
+
+    #[test]
+    fn file_and_flag_tags_must_agree() {
+        let file = vec!["team-a".to_owned()];
+        let err = resolve_scope(&file, None, None, &scope_args(&["team-b"])).unwrap_err();
+        assert!(err.to_string().contains("are different"), "{err}");
+        let ok = resolve_scope(&file, None, None, &scope_args(&["team-a"])).unwrap();
+        assert_eq!(ok.select_tags, ["team-a"]);
+        let only_flag = resolve_scope(&[], None, None, &scope_args(&["x"])).unwrap();
+        assert_eq!(only_flag.select_tags, ["x"]);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_for_control_plane_and_namespace() {
+        let mut args = scope_args(&[]);
+        args.control_plane = Some("cp-flag".into());
+        let s = resolve_scope(&[], Some("cp-file"), Some("ns-file"), &args).unwrap();
+        assert_eq!(s.control_plane.as_deref(), Some("cp-flag"));
+        assert_eq!(s.namespace.as_deref(), Some("ns-file"));
+    }
+}

@@ -1,0 +1,369 @@
+//! Owns the plan: the pure-data difference between a desired and a live entity set, computed
+//! without I/O. Entities are matched by natural key (service and route name, consumer username,
+//! plugin name + scope + instance_name, credential key); ids and timestamps never count as drift.
+
+pub mod diff;
+pub mod render;
+
+use std::collections::{BTreeMap, HashMap};
+
+use embedded_gateway::model::{EntityKind, ForeignKey};
+use embedded_gateway::snapshot::ConfigSnapshot;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `apply` creates and updates; `sync` also deletes in-scope entities absent from the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Apply,
+    Sync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One change to one entity. `old`/`new` are the entity bodies as the admin API takes them
+/// (ids set, timestamps stripped); secrets are still in them, so render through [`render`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub kind: EntityKind,
+    /// decK's friendly name: `basic-llm-routing`, `key-auth (basic-llm-routing-auth)`, …
+    pub name: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// A whole plan, in execution order: creates and updates parents first, then deletes
+/// children first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub mode: Mode,
+    /// The control plane's revision the live state was read at; the gateway refuses the plan
+    /// if it changed since.
+    pub base_revision: Option<u64>,
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// A natural key: what identifies an entity across the file and the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key(EntityKind, String);
+
+/// One side (desired or live) indexed by natural key, with ids resolvable to keys.
+struct Indexed {
+    by_key: BTreeMap<Key, Value>,
+    key_of_id: HashMap<(EntityKind, String), String>,
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn str_field<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(Value::as_str)
+}
+
+fn fk_id(v: &Value, field: &str) -> Option<String> {
+    v.get(field)
+        .and_then(|f| f.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+impl Indexed {
+    fn new(set: &ConfigSnapshot) -> Self {
+        let mut idx = Indexed {
+            by_key: BTreeMap::new(),
+            key_of_id: HashMap::new(),
+        };
+        let mut put = |kind: EntityKind, v: Value, key: String| {
+            let id = str_field(&v, "id").unwrap_or_default().to_owned();
+            idx.key_of_id.insert((kind, id), key.clone());
+            idx.by_key.insert(Key(kind, key), v);
+        };
+        for s in &set.services {
+            let v = to_value(s);
+            let key = s.name.clone().unwrap_or_else(|| s.id.clone());
+            put(EntityKind::Service, v, key);
+        }
+        for r in &set.routes {
+            let key = r.name.clone().unwrap_or_else(|| r.id.clone());
+            put(EntityKind::Route, to_value(r), key);
+        }
+        for c in &set.consumers {
+            let key = c
+                .username
+                .clone()
+                .or_else(|| c.custom_id.clone().map(|id| format!("custom_id:{id}")))
+                .unwrap_or_else(|| c.id.clone());
+            put(EntityKind::Consumer, to_value(c), key);
+        }
+        for k in &set.key_auths {
+            put(EntityKind::KeyAuth, to_value(k), k.key.clone());
+        }
+        // Plugins are keyed by their scope's natural keys, so they are indexed last.
+        let plugins: Vec<(Value, String)> = set
+            .plugins
+            .iter()
+            .map(|p| {
+                let v = to_value(p);
+                let scope = |kind: EntityKind, fk: &Option<ForeignKey>| {
+                    fk.as_ref().map(|f| {
+                        idx.key_of_id
+                            .get(&(kind, f.id.clone()))
+                            .cloned()
+                            .unwrap_or_else(|| f.id.clone())
+                    })
+                };
+                let key = plugin_key(
+                    &p.name,
+                    scope(EntityKind::Service, &p.service).as_deref(),
+                    scope(EntityKind::Route, &p.route).as_deref(),
+                    scope(EntityKind::Consumer, &p.consumer).as_deref(),
+                    p.instance_name.as_deref(),
+                );
+                (v, key)
+            })
+            .collect();
+        for (v, key) in plugins {
+            let id = str_field(&v, "id").unwrap_or_default().to_owned();
+            idx.key_of_id.insert((EntityKind::Plugin, id), key.clone());
+            idx.by_key.insert(Key(EntityKind::Plugin, key), v);
+        }
+        idx
+    }
+
+    /// Replaces foreign-key ids with the referenced entity's natural key, so two sides with
+    /// different ids compare equal when they mean the same thing.
+    fn comparable(&self, kind: EntityKind, v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Value::Object(map) = &mut v {
+            for f in ["id", "created_at", "updated_at"] {
+                map.remove(f);
+            }
+            for (field, target) in fk_fields(kind) {
+                if let Some(id) = fk_id(&Value::Object(map.clone()), field) {
+                    let key = self
+                        .key_of_id
+                        .get(&(*target, id.clone()))
+                        .cloned()
+                        .unwrap_or(id);
+                    map.insert((*field).to_owned(), serde_json::json!({ "key": key }));
+                }
+            }
+            if let Some(Value::Array(tags)) = map.get_mut("tags") {
+                tags.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                tags.dedup();
+            }
+        }
+        v
+    }
+}
+
+fn fk_fields(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
+    match kind {
+        EntityKind::Route => &[("service", EntityKind::Service)],
+        EntityKind::KeyAuth => &[("consumer", EntityKind::Consumer)],
+        EntityKind::Plugin => &[
+            ("service", EntityKind::Service),
+            ("route", EntityKind::Route),
+            ("consumer", EntityKind::Consumer),
+        ],
+        EntityKind::Service | EntityKind::Consumer => &[],
+    }
+}
+
+fn plugin_key(
+    name: &str,
+    service: Option<&str>,
+    route: Option<&str>,
+    consumer: Option<&str>,
+    instance: Option<&str>,
+) -> String {
+    format!(
+        "{name}|s={}|r={}|c={}|i={}",
+        service.unwrap_or(""),
+        route.unwrap_or(""),
+        consumer.unwrap_or(""),
+        instance.unwrap_or("")
+    )
+}
+
+/// decK's friendly name for an entity in event lines.
+fn friendly_name(kind: EntityKind, v: &Value, idx: &Indexed) -> String {
+    let scope_name = |field: &str, target: EntityKind| {
+        fk_id(v, field).map(|id| {
+            idx.key_of_id
+                .get(&(target, id.clone()))
+                .cloned()
+                .unwrap_or(id)
+        })
+    };
+    match kind {
+        EntityKind::Service | EntityKind::Route => str_field(v, "name")
+            .or_else(|| str_field(v, "id"))
+            .unwrap_or_default()
+            .to_owned(),
+        EntityKind::Consumer => str_field(v, "username")
+            .or_else(|| str_field(v, "custom_id"))
+            .or_else(|| str_field(v, "id"))
+            .unwrap_or_default()
+            .to_owned(),
+        EntityKind::KeyAuth => match scope_name("consumer", EntityKind::Consumer) {
+            Some(c) => format!("for consumer {c}"),
+            None => String::new(),
+        },
+        EntityKind::Plugin => {
+            let mut name = str_field(v, "name").unwrap_or_default().to_owned();
+            if let Some(i) = str_field(v, "instance_name") {
+                name.push_str(&format!(" ({i})"));
+            }
+            let scopes: Vec<String> = [
+                ("service", EntityKind::Service),
+                ("route", EntityKind::Route),
+                ("consumer", EntityKind::Consumer),
+            ]
+            .iter()
+            .filter_map(|(f, k)| scope_name(f, *k).map(|n| format!("{f} {n}")))
+            .collect();
+            if scopes.is_empty() {
+                name.push_str(" (global)");
+            } else {
+                name.push_str(" for ");
+                name.push_str(&scopes.join(" and "));
+            }
+            name
+        }
+    }
+}
+
+/// Computes the plan that takes `live` to `desired`. Both sides must already be filtered to
+/// the scope (select tags, control plane); nothing outside them is considered.
+pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> Plan {
+    let want = Indexed::new(desired);
+    let have = Indexed::new(live);
+
+    // Desired ids become live ids where an entity already exists, so children point at the
+    // entity the gateway actually has.
+    let mut id_map: HashMap<(EntityKind, String), String> = HashMap::new();
+    for (key, v) in &want.by_key {
+        if let Some(live_v) = have.by_key.get(key)
+            && let (Some(d), Some(l)) = (str_field(v, "id"), str_field(live_v, "id"))
+        {
+            id_map.insert((key.0, d.to_owned()), l.to_owned());
+        }
+    }
+
+    let mut upserts = Vec::new();
+    for kind in EntityKind::ALL {
+        for (key, v) in want.by_key.range(Key(kind, String::new())..) {
+            if key.0 != kind {
+                break;
+            }
+            let mut new = v.clone();
+            remap_ids(kind, &mut new, &id_map);
+            strip_timestamps(&mut new);
+            let name = friendly_name(kind, v, &want);
+            match have.by_key.get(key) {
+                None => upserts.push(Change {
+                    action: Action::Create,
+                    kind,
+                    name,
+                    id: str_field(&new, "id").unwrap_or_default().to_owned(),
+                    old: None,
+                    new: Some(new),
+                }),
+                Some(old) => {
+                    if want.comparable(kind, v) != have.comparable(kind, old) {
+                        let mut old = old.clone();
+                        strip_timestamps(&mut old);
+                        upserts.push(Change {
+                            action: Action::Update,
+                            kind,
+                            name,
+                            id: str_field(&new, "id").unwrap_or_default().to_owned(),
+                            old: Some(old),
+                            new: Some(new),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    let mut deletes = Vec::new();
+    if mode == Mode::Sync {
+        for kind in EntityKind::ALL.into_iter().rev() {
+            for (key, v) in have.by_key.range(Key(kind, String::new())..) {
+                if key.0 != kind {
+                    break;
+                }
+                if !want.by_key.contains_key(key) {
+                    let mut old = v.clone();
+                    strip_timestamps(&mut old);
+                    deletes.push(Change {
+                        action: Action::Delete,
+                        kind,
+                        name: friendly_name(kind, v, &have),
+                        id: str_field(v, "id").unwrap_or_default().to_owned(),
+                        old: Some(old),
+                        new: None,
+                    });
+                }
+            }
+        }
+    }
+
+    upserts.extend(deletes);
+    Plan {
+        mode,
+        base_revision: Some(live.revision),
+        changes: upserts,
+    }
+}
+
+fn strip_timestamps(v: &mut Value) {
+    if let Value::Object(map) = v {
+        map.remove("created_at");
+        map.remove("updated_at");
+    }
+}
+
+fn remap_ids(kind: EntityKind, v: &mut Value, id_map: &HashMap<(EntityKind, String), String>) {
+    let Value::Object(map) = v else { return };
+    if let Some(Value::String(id)) = map.get_mut("id")
+        && let Some(live) = id_map.get(&(kind, id.clone()))
+    {
+        *id = live.clone();
+    }
+    for (field, target) in fk_fields(kind) {
+        if let Some(Value::Object(fk)) = map.get_mut(*field)
+            && let Some(Value::String(id)) = fk.get_mut("id")
+            && let Some(live) = id_map.get(&(*target, id.clone()))
+        {
+            *id = live.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
