@@ -6,3 +6,5 @@ pub mod plugins;
 pub mod snapshot;
 pub mod server;
 pub mod proxy;
+pub mod ai;
+pub mod mock_llm;

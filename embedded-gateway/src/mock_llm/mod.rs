@@ -1,0 +1,1 @@
+//! Owns the mock LLM provider (placeholder while building).
