@@ -55,7 +55,10 @@ struct Schedule {
 impl Schedule {
     /// Smooth weighted round-robin (nginx's algorithm) over `members`, expanded once.
     fn new(members: &[usize], targets: &[Target]) -> Self {
-        let weights: Vec<i64> = members.iter().map(|&i| i64::from(targets[i].weight.max(1))).collect();
+        let weights: Vec<i64> = members
+            .iter()
+            .map(|&i| i64::from(targets[i].weight.max(1)))
+            .collect();
         let g = weights.iter().copied().fold(0, gcd).max(1);
         let reduced: Vec<i64> = weights.iter().map(|w| w / g).collect();
         let total: i64 = reduced.iter().sum();
@@ -73,7 +76,10 @@ impl Schedule {
             current[best] -= total;
             order.push(members[best]);
         }
-        Self { order, next: AtomicUsize::new(0) }
+        Self {
+            order,
+            next: AtomicUsize::new(0),
+        }
     }
 
     fn pick(&self) -> usize {
@@ -113,8 +119,11 @@ pub struct AiRequest<'a> {
 impl AiPlugin {
     /// Compiles a config; `overrides` maps provider name → base URL (`serve --upstream-override`).
     pub fn compile(config: &AiProxyAdvancedConfig, overrides: &HashMap<String, String>) -> Self {
-        let targets: Vec<CompiledTarget> =
-            config.targets.iter().map(|t| compile_target(t, overrides)).collect();
+        let targets: Vec<CompiledTarget> = config
+            .targets
+            .iter()
+            .map(|t| compile_target(t, overrides))
+            .collect();
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in config.targets.iter().enumerate() {
             if let Some(alias) = &t.model.model_alias {
@@ -174,7 +183,10 @@ impl AiPlugin {
             ResponseStreaming::Always => true,
             _ => asked,
         };
-        let body_model = body.get("model").and_then(Value::as_str).filter(|m| !m.is_empty());
+        let body_model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty());
         let idx = body_model
             .and_then(|m| self.by_alias.get(m))
             .unwrap_or(&self.all)
@@ -202,7 +214,10 @@ impl AiPlugin {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "api_error",
                     "provider_unsupported",
-                    format!("the '{}' provider is not supported by this gateway yet", target.provider),
+                    format!(
+                        "the '{}' provider is not supported by this gateway yet",
+                        target.provider
+                    ),
                 ));
             }
         };
@@ -215,15 +230,17 @@ impl AiPlugin {
         let mut out = if !status.is_success() {
             self.provider_error(target, kind, response).await?
         } else if stream {
-            self.stream_response(kind, &model, include_usage, response).await?
+            self.stream_response(kind, &model, include_usage, response)
+                .await?
         } else {
             self.json_response(kind, &model, response).await?
         };
         let h = out.headers_mut();
         if status.is_success() && self.model_name_header {
-            let v = target.model_header.clone().or_else(|| {
-                HeaderValue::from_str(&format!("{}/{model}", target.provider)).ok()
-            });
+            let v = target
+                .model_header
+                .clone()
+                .or_else(|| HeaderValue::from_str(&format!("{}/{model}", target.provider)).ok());
             if let Some(v) = v {
                 h.insert("x-kong-llm-model", v);
             }
@@ -271,7 +288,10 @@ impl AiPlugin {
         }
         kind.add_headers(&target.options, &mut headers);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         let bytes = kind.build_request(body, model, &target.options, stream)?;
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;
@@ -433,7 +453,10 @@ impl AiPlugin {
         let mut r = Response::new(Body::from_stream(body));
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
         Ok(r)
     }
 }
@@ -461,7 +484,10 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
     let url = kind.and_then(|k| upstream_url(k, &t.model.options, overrides.get(provider)));
     let a = &t.auth;
     let auth_header = match (&a.header_name, &a.header_value) {
-        (Some(n), Some(v)) => match (HeaderName::try_from(n.as_str()), HeaderValue::try_from(v.as_str())) {
+        (Some(n), Some(v)) => match (
+            HeaderName::try_from(n.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
             (Ok(n), Ok(mut v)) => {
                 v.set_sensitive(true);
                 Some((n, v))
@@ -510,7 +536,12 @@ fn upstream_url(kind: ProviderKind, o: &ModelOptions, base: Option<&String>) -> 
         return url::Url::parse(u).ok();
     }
     let base = base.map(String::as_str).unwrap_or(kind.default_base());
-    url::Url::parse(&format!("{}{}", base.trim_end_matches('/'), kind.chat_path())).ok()
+    url::Url::parse(&format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        kind.chat_path()
+    ))
+    .ok()
 }
 
 fn millis(d: Duration) -> HeaderValue {
@@ -553,7 +584,10 @@ fn timeout_error(kind: ProviderKind) -> AiError {
         StatusCode::GATEWAY_TIMEOUT,
         "upstream_error",
         "upstream_timeout",
-        format!("the {} provider did not answer within the configured timeout", kind.name()),
+        format!(
+            "the {} provider did not answer within the configured timeout",
+            kind.name()
+        ),
     )
 }
 

@@ -153,8 +153,14 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                SseEvent { event: Some("a".into()), data: "one\ntwo".into() },
-                SseEvent { event: None, data: "three".into() },
+                SseEvent {
+                    event: Some("a".into()),
+                    data: "one\ntwo".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "three".into()
+                },
             ]
         );
     }

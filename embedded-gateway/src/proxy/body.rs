@@ -34,11 +34,19 @@ pub enum BodyError {
 
 impl RequestBody {
     pub fn new(raw: Bytes) -> Self {
-        Self { raw, parsed: Parsed::NotYet, dirty: false }
+        Self {
+            raw,
+            parsed: Parsed::NotYet,
+            dirty: false,
+        }
     }
 
     /// Reads `body`, failing as soon as more than `limit` bytes arrive (0 = unlimited).
-    pub async fn read(mut body: Incoming, declared: Option<u64>, limit: u64) -> Result<Self, BodyError> {
+    pub async fn read(
+        mut body: Incoming,
+        declared: Option<u64>,
+        limit: u64,
+    ) -> Result<Self, BodyError> {
         if limit > 0 && declared.is_some_and(|n| n > limit) {
             return Err(BodyError::TooLarge(limit));
         }
@@ -47,7 +55,9 @@ impl RequestBody {
         let mut total = 0u64;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| BodyError::Read)?;
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             total += data.len() as u64;
             if limit > 0 && total > limit {
                 return Err(BodyError::TooLarge(limit));
@@ -87,7 +97,9 @@ impl RequestBody {
                     .collect(),
             )
         } else if ct.contains("json") {
-            serde_json::from_slice(&self.raw).map(Parsed::Json).unwrap_or(Parsed::Opaque)
+            serde_json::from_slice(&self.raw)
+                .map(Parsed::Json)
+                .unwrap_or(Parsed::Opaque)
         } else {
             Parsed::Opaque
         };

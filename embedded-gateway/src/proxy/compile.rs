@@ -53,7 +53,8 @@ const AI_NAMES: [&str; 2] = ["ai-proxy-advanced", "ai-proxy"];
 
 impl Compiled {
     pub fn build(s: &ConfigSnapshot, options: &ProxyOptions) -> Self {
-        let services: HashMap<&str, &Service> = s.services.iter().map(|x| (x.id.as_str(), x)).collect();
+        let services: HashMap<&str, &Service> =
+            s.services.iter().map(|x| (x.id.as_str(), x)).collect();
         let mut ai_cache: HashMap<String, Result<Arc<AiPlugin>, String>> = HashMap::new();
         let routes = s
             .routes
@@ -88,7 +89,11 @@ fn best<'a>(plugins: impl Iterator<Item = &'a Plugin>, route: &Route) -> Option<
 }
 
 fn config_or_empty(p: &Plugin) -> serde_json::Value {
-    if p.config.is_null() { serde_json::json!({}) } else { p.config.clone() }
+    if p.config.is_null() {
+        serde_json::json!({})
+    } else {
+        p.config.clone()
+    }
 }
 
 fn compile_ai(
@@ -96,7 +101,11 @@ fn compile_ai(
     options: &ProxyOptions,
     cache: &mut HashMap<String, Result<Arc<AiPlugin>, String>>,
 ) -> Result<Arc<AiPlugin>, String> {
-    let key = if p.id.is_empty() { format!("{p:p}") } else { p.id.clone() };
+    let key = if p.id.is_empty() {
+        format!("{p:p}")
+    } else {
+        p.id.clone()
+    };
     cache
         .entry(key)
         .or_insert_with(|| {
@@ -106,7 +115,10 @@ fn compile_ai(
                 serde_json::from_value(config_or_empty(p))
             }
             .map_err(|e| format!("plugin {} config: {e}", p.name))?;
-            Ok(Arc::new(AiPlugin::compile(&config, &options.upstream_overrides)))
+            Ok(Arc::new(AiPlugin::compile(
+                &config,
+                &options.upstream_overrides,
+            )))
         })
         .clone()
 }
@@ -141,7 +153,10 @@ fn compile_route(
     });
     let mut consumer_ai = HashMap::new();
     let mut by_consumer: HashMap<&str, Vec<&Plugin>> = HashMap::new();
-    for p in plugins.iter().filter(|p| AI_NAMES.contains(&p.name.as_str())) {
+    for p in plugins
+        .iter()
+        .filter(|p| AI_NAMES.contains(&p.name.as_str()))
+    {
         if let Some(c) = &p.consumer {
             by_consumer.entry(c.id.as_str()).or_default().push(p);
         }
@@ -164,7 +179,9 @@ fn compile_route(
         .map(|s| ServiceTarget {
             origin: format!("{}://{}:{}", s.protocol, s.host, s.port),
             path: s.path.clone(),
-            timeout: Duration::from_millis(u64::from(s.connect_timeout) + u64::from(s.read_timeout)),
+            timeout: Duration::from_millis(
+                u64::from(s.connect_timeout) + u64::from(s.read_timeout),
+            ),
         });
     CompiledRoute {
         id: r.id.clone(),

@@ -71,7 +71,8 @@ impl Default for KeyTable {
 
 impl KeyTable {
     pub fn compile(consumers: &[Consumer], credentials: &[KeyAuthCredential]) -> Self {
-        let mac = <HmacSha256 as KeyInit>::new_from_slice(&*MAC_KEY).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&*MAC_KEY)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         let mut by_id = HashMap::new();
         let mut by_username = HashMap::new();
         for c in consumers {
@@ -98,7 +99,12 @@ impl KeyTable {
                 },
             );
         }
-        Self { mac, entries, by_id, by_username }
+        Self {
+            mac,
+            entries,
+            by_id,
+            by_username,
+        }
     }
 
     /// The credential owning `key`. Hit and miss run the same HMAC and the same 32-byte
@@ -119,7 +125,10 @@ impl KeyTable {
 
     /// A consumer by id or username (for `anonymous`).
     pub fn consumer(&self, id_or_name: &str) -> Option<Arc<ConsumerInfo>> {
-        self.by_id.get(id_or_name).or_else(|| self.by_username.get(id_or_name)).cloned()
+        self.by_id
+            .get(id_or_name)
+            .or_else(|| self.by_username.get(id_or_name))
+            .cloned()
     }
 }
 
@@ -176,10 +185,14 @@ enum Found<'a> {
 impl KeyAuth {
     pub fn compile(config: KeyAuthConfig) -> Self {
         let www = match &config.realm {
-            Some(r) => HeaderValue::from_str(&format!("Key realm=\"{r}\"")).unwrap_or(HeaderValue::from_static("Key")),
+            Some(r) => HeaderValue::from_str(&format!("Key realm=\"{r}\""))
+                .unwrap_or(HeaderValue::from_static("Key")),
             None => HeaderValue::from_static("Key"),
         };
-        Self { config, www_authenticate: www }
+        Self {
+            config,
+            www_authenticate: www,
+        }
     }
 
     /// True when the key may be in the body, so the body must be read first.
@@ -208,7 +221,11 @@ impl KeyAuth {
             Ok(a) => Ok(a),
             Err(r) => match &self.config.anonymous {
                 Some(anon) => match table.consumer(anon) {
-                    Some(consumer) => Ok(Authenticated { consumer, credential_id: None, anonymous: true }),
+                    Some(consumer) => Ok(Authenticated {
+                        consumer,
+                        credential_id: None,
+                        anonymous: true,
+                    }),
                     None => Err(Rejection::AnonymousMissing(anon.clone())),
                 },
                 None => Err(r),
@@ -230,10 +247,19 @@ impl KeyAuth {
             Found::Key(k) => k.into_owned(),
         };
         let e = table.lookup(key.as_bytes()).ok_or(Rejection::Unknown)?;
-        Ok(Authenticated { consumer: e.consumer.clone(), credential_id: e.credential_id.clone(), anonymous: false })
+        Ok(Authenticated {
+            consumer: e.consumer.clone(),
+            credential_id: e.credential_id.clone(),
+            anonymous: false,
+        })
     }
 
-    fn find_key<'a>(&self, headers: &'a HeaderMap, query: Option<&'a str>, body: &mut RequestBody) -> Found<'a> {
+    fn find_key<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+        body: &mut RequestBody,
+    ) -> Found<'a> {
         for name in &self.config.key_names {
             if self.config.key_in_header {
                 let mut values = headers.get_all(name.as_str()).iter();
@@ -247,7 +273,8 @@ impl KeyAuth {
             if self.config.key_in_query
                 && let Some(q) = query
             {
-                let mut hits = url::form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == name.as_str());
+                let mut hits =
+                    url::form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == name.as_str());
                 if let Some((_, v)) = hits.next() {
                     if hits.next().is_some() {
                         return Found::Duplicate;
@@ -281,8 +308,11 @@ impl KeyAuth {
                     .filter(|(k, _)| k != name.as_str())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect();
-                *query = (!kept.is_empty())
-                    .then(|| url::form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish());
+                *query = (!kept.is_empty()).then(|| {
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(kept)
+                        .finish()
+                });
             }
             if self.config.key_in_body {
                 body.remove_field(headers, name);

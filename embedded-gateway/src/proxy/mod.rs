@@ -99,7 +99,8 @@ impl Proxy {
         let id = RequestId::new();
         let table = self.current.load_full();
         let mut res = self.dispatch(&table, req, remote, started, &id).await;
-        res.headers_mut().insert("x-kong-request-id", id.header_value());
+        res.headers_mut()
+            .insert("x-kong-request-id", id.header_value());
         res
     }
 
@@ -118,13 +119,24 @@ impl Proxy {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| parts.uri.authority().map(|a| a.as_str()));
-        let Some(m) = table.router.find(&parts.method, host, parts.uri.path(), &parts.headers) else {
-            return response::gateway(StatusCode::NOT_FOUND, "no Route matched with those values", started);
+        let Some(m) = table
+            .router
+            .find(&parts.method, host, parts.uri.path(), &parts.headers)
+        else {
+            return response::gateway(
+                StatusCode::NOT_FOUND,
+                "no Route matched with those values",
+                started,
+            );
         };
         let route = &table.routes[m.route];
         if let Some(reason) = &route.invalid {
             tracing::error!(route = %route.id, %reason, "route has an invalid plugin configuration");
-            return response::gateway(StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred", started);
+            return response::gateway(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An unexpected error occurred",
+                started,
+            );
         }
         for h in CONSUMER_HEADERS {
             parts.headers.remove(h);
@@ -139,12 +151,20 @@ impl Proxy {
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
-            let Some(inc) = incoming.take() else { unreachable!("body taken once") };
+            let Some(inc) = incoming.take() else {
+                unreachable!("body taken once")
+            };
             match RequestBody::read(inc, declared, limit).await {
                 Ok(b) => Some(b),
-                Err(BodyError::TooLarge(n)) => return response::with_latency(error_response(&too_large(n)), started),
+                Err(BodyError::TooLarge(n)) => {
+                    return response::with_latency(error_response(&too_large(n)), started);
+                }
                 Err(BodyError::Read) => {
-                    return response::gateway(StatusCode::BAD_REQUEST, "request body could not be read", started);
+                    return response::gateway(
+                        StatusCode::BAD_REQUEST,
+                        "request body could not be read",
+                        started,
+                    );
                 }
             }
         } else {
@@ -165,6 +185,7 @@ impl Proxy {
         if let Some(a) = &who {
             set_consumer_headers(&mut parts.headers, a);
         }
+        let client_host = parts.headers.get(http::header::HOST).cloned();
         strip_hop_headers(&mut parts.headers);
         parts.headers.insert("x-kong-request-id", id.header_value());
         let ai = who
@@ -175,7 +196,12 @@ impl Proxy {
             let Some(json) = body.and_then(RequestBody::into_json) else {
                 return response::with_latency(error_response(&bad_json()), started);
             };
-            let req = AiRequest { client: &self.client, headers: parts.headers, body: json, started };
+            let req = AiRequest {
+                client: &self.client,
+                headers: parts.headers,
+                body: json,
+                started,
+            };
             return ai.run(req).await;
         }
         let upstream_body = match body {
@@ -185,7 +211,15 @@ impl Proxy {
                 None => reqwest::Body::from(bytes::Bytes::new()),
             },
         };
-        plain::forward(&self.client, route, &m, parts, query.as_deref(), upstream_body, remote, started).await
+        let fwd = plain::Forward {
+            route,
+            matched: &m,
+            query: query.as_deref(),
+            client_host,
+            remote,
+            started,
+        };
+        plain::forward(&self.client, fwd, parts, upstream_body).await
     }
 }
 
@@ -195,7 +229,8 @@ fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
         return response::gateway(StatusCode::INTERNAL_SERVER_ERROR, &r.message(), started);
     }
     let mut res = response::gateway(StatusCode::UNAUTHORIZED, &r.message(), started);
-    res.headers_mut().insert(http::header::WWW_AUTHENTICATE, www);
+    res.headers_mut()
+        .insert(http::header::WWW_AUTHENTICATE, www);
     res
 }
 

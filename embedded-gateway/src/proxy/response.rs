@@ -30,7 +30,12 @@ impl RequestId {
         let b = splitmix(a ^ n.rotate_left(32));
         let mut out = [0u8; 32];
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, byte) in a.to_be_bytes().iter().chain(b.to_be_bytes().iter()).enumerate() {
+        for (i, byte) in a
+            .to_be_bytes()
+            .iter()
+            .chain(b.to_be_bytes().iter())
+            .enumerate()
+        {
             out[2 * i] = HEX[(byte >> 4) as usize];
             out[2 * i + 1] = HEX[(byte & 15) as usize];
         }

@@ -91,7 +91,11 @@ impl Router {
                     regex_priority: if is_regex { r.regex_priority } else { 0 },
                     prefix_len,
                 };
-                (key, std::cmp::Reverse(r.created_at), Entry { route: i, path })
+                (
+                    key,
+                    std::cmp::Reverse(r.created_at),
+                    Entry { route: i, path },
+                )
             };
             if paths.is_empty() {
                 keyed.push(base(None, 0, false));
@@ -100,7 +104,9 @@ impl Router {
                 match p.strip_prefix('~') {
                     Some(re) => match Regex::new(&format!("^(?:{re})")) {
                         Ok(re) => keyed.push(base(Some(PathPattern::Regex(re)), 0, true)),
-                        Err(e) => tracing::warn!(route = %r.id, error = %e, "skipping invalid regex path"),
+                        Err(e) => {
+                            tracing::warn!(route = %r.id, error = %e, "skipping invalid regex path")
+                        }
                     },
                     None => {
                         let len = p.len();
@@ -118,14 +124,23 @@ impl Router {
     }
 
     /// The highest-priority route matching the request, if any.
-    pub fn find(&self, method: &Method, host: Option<&str>, path: &str, headers: &HeaderMap) -> Option<RouteMatch> {
+    pub fn find(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<RouteMatch> {
         let host = host.map(strip_port);
         for e in &self.entries {
             let Some(matched_len) = match_path(e.path.as_ref(), path) else {
                 continue;
             };
             if self.conditions[e.route].matches(method, host, headers) {
-                return Some(RouteMatch { route: e.route, matched_len });
+                return Some(RouteMatch {
+                    route: e.route,
+                    matched_len,
+                });
             }
         }
         None
@@ -135,7 +150,9 @@ impl Router {
 fn match_path(p: Option<&PathPattern>, path: &str) -> Option<usize> {
     match p {
         None => Some(0),
-        Some(PathPattern::Prefix(prefix)) => path.starts_with(prefix.as_str()).then_some(prefix.len()),
+        Some(PathPattern::Prefix(prefix)) => {
+            path.starts_with(prefix.as_str()).then_some(prefix.len())
+        }
         Some(PathPattern::Regex(re)) => re.find(path).map(|m| m.end()),
     }
 }
@@ -168,7 +185,9 @@ impl HostPattern {
                 host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
             }
             HostPattern::Prefix(p) => {
-                host.len() > p.len() && host.is_char_boundary(p.len()) && host[..p.len()].eq_ignore_ascii_case(p)
+                host.len() > p.len()
+                    && host.is_char_boundary(p.len())
+                    && host[..p.len()].eq_ignore_ascii_case(p)
             }
         }
     }
@@ -185,7 +204,10 @@ impl ValuePattern {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map(|(h, _)| &host[..h.len() + 1]).unwrap_or(host);
+        return host
+            .split_once(']')
+            .map(|(h, _)| &host[..h.len() + 1])
+            .unwrap_or(host);
     }
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }
@@ -221,20 +243,36 @@ fn compile_conditions(r: &Route) -> Conditions {
             let patterns = values
                 .iter()
                 .filter_map(|v| match v.strip_prefix("~*") {
-                    Some(re) => Regex::new(&format!("(?i){re}")).ok().map(ValuePattern::Regex),
+                    Some(re) => Regex::new(&format!("(?i){re}"))
+                        .ok()
+                        .map(ValuePattern::Regex),
                     None => Some(ValuePattern::Exact(v.clone())),
                 })
                 .collect();
             Some((name, patterns))
         })
         .collect();
-    Conditions { methods, hosts, headers }
+    Conditions {
+        methods,
+        hosts,
+        headers,
+    }
 }
 
 /// The upstream path for a matched request: `strip_path` removes what the route matched, then
 /// `path_handling` v0 joins it onto the service path (v1 concatenates).
-pub fn upstream_path(service_path: Option<&str>, path: &str, strip: bool, matched_len: usize, v1: bool) -> String {
-    let rest = if strip { &path[matched_len.min(path.len())..] } else { path };
+pub fn upstream_path(
+    service_path: Option<&str>,
+    path: &str,
+    strip: bool,
+    matched_len: usize,
+    v1: bool,
+) -> String {
+    let rest = if strip {
+        &path[matched_len.min(path.len())..]
+    } else {
+        path
+    };
     let base = service_path.unwrap_or("/");
     if v1 {
         let mut out = base.to_owned();
@@ -246,7 +284,11 @@ pub fn upstream_path(service_path: Option<&str>, path: &str, strip: bool, matche
         return if out.is_empty() { "/".into() } else { out };
     }
     if rest.is_empty() || rest == "/" {
-        return if strip && rest.is_empty() && base != "/" { base.trim_end_matches('/').to_owned() } else { base.to_owned() };
+        return if strip && rest.is_empty() && base != "/" {
+            base.trim_end_matches('/').to_owned()
+        } else {
+            base.to_owned()
+        };
     }
     let mut out = base.trim_end_matches('/').to_owned();
     if !rest.starts_with('/') {
@@ -264,12 +306,28 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn find(routes: &[Route], method: &str, host: Option<&str>, path: &str, headers: &[(&str, &str)]) -> Option<usize> {
+    fn find(
+        routes: &[Route],
+        method: &str,
+        host: Option<&str>,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<usize> {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
-        Router::compile(routes).find(&Method::from_bytes(method.as_bytes()).unwrap(), host, path, &h).map(|m| m.route)
+        Router::compile(routes)
+            .find(
+                &Method::from_bytes(method.as_bytes()).unwrap(),
+                host,
+                path,
+                &h,
+            )
+            .map(|m| m.route)
     }
 
     #[test]
@@ -282,7 +340,9 @@ mod tests {
             route(serde_json::json!({"paths": ["/api"], "methods": ["POST"]})),
             route(serde_json::json!({"paths": ["/api"], "hosts": ["*.example.com"]})),
             route(serde_json::json!({"paths": ["/api"], "hosts": ["exact.example.com"]})),
-            route(serde_json::json!({"paths": ["/api"], "headers": {"x-version": ["2", "~*^beta"]}})),
+            route(
+                serde_json::json!({"paths": ["/api"], "headers": {"x-version": ["2", "~*^beta"]}}),
+            ),
             route(serde_json::json!({"hosts": ["only.host"]})),
         ];
         let table: &[(&str, Option<&str>, &str, &[(&str, &str)], Option<usize>)] = &[
@@ -292,28 +352,49 @@ mod tests {
             ("GET", None, "/api/v2/items", &[], Some(3)),
             ("POST", None, "/api/x", &[], Some(4)),
             ("GET", Some("a.example.com"), "/api/x", &[], Some(5)),
-            ("GET", Some("exact.example.com:8000"), "/api/x", &[], Some(6)),
+            (
+                "GET",
+                Some("exact.example.com:8000"),
+                "/api/x",
+                &[],
+                Some(6),
+            ),
             ("GET", None, "/api/x", &[("X-Version", "2")], Some(7)),
             ("GET", None, "/api/x", &[("x-version", "BETA-1")], Some(7)),
             ("GET", Some("only.host"), "/zzz", &[], Some(8)),
         ];
         for (m, host, path, headers, expected) in table {
-            assert_eq!(find(&routes, m, *host, path, headers), *expected, "{m} {host:?} {path} {headers:?}");
+            assert_eq!(
+                find(&routes, m, *host, path, headers),
+                *expected,
+                "{m} {host:?} {path} {headers:?}"
+            );
         }
     }
 
     #[test]
     fn no_route_means_none() {
-        let routes = vec![route(serde_json::json!({"paths": ["/a"], "methods": ["GET"]}))];
+        let routes = vec![route(
+            serde_json::json!({"paths": ["/a"], "methods": ["GET"]}),
+        )];
         assert_eq!(find(&routes, "GET", None, "/b", &[]), None);
         assert_eq!(find(&routes, "POST", None, "/a", &[]), None);
     }
 
     #[test]
     fn path_handling_v0_joins_with_single_slash() {
-        assert_eq!(upstream_path(Some("/s"), "/fv0/req", true, 4, false), "/s/req");
-        assert_eq!(upstream_path(Some("/s"), "/fv0req", true, 4, false), "/s/req");
-        assert_eq!(upstream_path(Some("/s/"), "/fv0/req", true, 4, false), "/s/req");
+        assert_eq!(
+            upstream_path(Some("/s"), "/fv0/req", true, 4, false),
+            "/s/req"
+        );
+        assert_eq!(
+            upstream_path(Some("/s"), "/fv0req", true, 4, false),
+            "/s/req"
+        );
+        assert_eq!(
+            upstream_path(Some("/s/"), "/fv0/req", true, 4, false),
+            "/s/req"
+        );
         assert_eq!(upstream_path(None, "/fv0/req", true, 4, false), "/req");
         assert_eq!(upstream_path(None, "/fv0/req", false, 4, false), "/fv0/req");
         assert_eq!(upstream_path(Some("/s"), "/fv0", true, 4, false), "/s");

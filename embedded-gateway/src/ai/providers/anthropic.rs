@@ -37,7 +37,11 @@ pub fn build_request(
     options: &ModelOptions,
     stream: bool,
 ) -> Result<Vec<u8>, AiError> {
-    let msgs = req.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    let msgs = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let (system, messages) = convert_messages(&msgs)?;
     let mut out = Map::new();
     out.insert("model".into(), model.into());
@@ -72,7 +76,10 @@ pub fn build_request(
         _ => {}
     }
     if let Some(Value::Array(tools)) = tuning(&req, "tools") {
-        out.insert("tools".into(), Value::Array(tools.iter().filter_map(convert_tool).collect()));
+        out.insert(
+            "tools".into(),
+            Value::Array(tools.iter().filter_map(convert_tool).collect()),
+        );
     }
     if let Some(choice) = tuning(&req, "tool_choice").and_then(convert_tool_choice) {
         out.insert("tool_choice".into(), choice);
@@ -84,7 +91,10 @@ pub fn build_request(
 }
 
 fn transform_error() -> AiError {
-    AiError::bad_request("invalid_request", "error transforming to anthropic://llm/v1/chat")
+    AiError::bad_request(
+        "invalid_request",
+        "error transforming to anthropic://llm/v1/chat",
+    )
 }
 
 /// Splits out system messages (all of them, in order) and converts the rest.
@@ -130,7 +140,10 @@ fn convert_part(part: &Value) -> Option<Value> {
         "text" => Some(json!({"type": "text", "text": part.get("text")?})),
         "image_url" => {
             let url = part.get("image_url")?.get("url")?.as_str()?;
-            let source = match url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")) {
+            let source = match url
+                .strip_prefix("data:")
+                .and_then(|r| r.split_once(";base64,"))
+            {
                 Some((media_type, data)) => {
                     json!({"type": "base64", "media_type": media_type, "data": data})
                 }
@@ -257,18 +270,33 @@ pub fn convert_response(body: &[u8], model: &str) -> Result<Bytes, AiError> {
                 id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
                 kind: "function".into(),
                 function: FunctionCall {
-                    name: b.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
-                    arguments: b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+                    name: b
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                    arguments: b
+                        .get("input")
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "{}".into()),
                 },
             }),
             _ => {}
         }
     }
     let completion = ChatCompletion {
-        id: v.get("id").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| new_id("chatcmpl-")),
+        id: v
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| new_id("chatcmpl-")),
         object: "chat.completion".into(),
         created: unix_now(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_owned(),
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(model)
+            .to_owned(),
         choices: vec![Choice {
             index: 0,
             message: ResponseMessage {
@@ -285,7 +313,9 @@ pub fn convert_response(body: &[u8], model: &str) -> Result<Bytes, AiError> {
         usage: v.get("usage").and_then(usage_of),
         system_fingerprint: None,
     };
-    Ok(serde_json::to_vec(&completion).map_err(|_| failed("encoding"))?.into())
+    Ok(serde_json::to_vec(&completion)
+        .map_err(|_| failed("encoding"))?
+        .into())
 }
 
 /// `{"type":"error","error":{"type","message"}}` (or without the outer `type`) → OpenAI envelope.
@@ -300,7 +330,9 @@ pub fn map_error(body: &[u8]) -> Option<ErrorEnvelope> {
 /// Anthropic error types → the nearest OpenAI error `type`.
 fn openai_type(kind: &str) -> &'static str {
     match kind {
-        "invalid_request_error" | "not_found_error" | "request_too_large" => "invalid_request_error",
+        "invalid_request_error" | "not_found_error" | "request_too_large" => {
+            "invalid_request_error"
+        }
         "authentication_error" => "authentication_error",
         "permission_error" => "permission_error",
         "rate_limit_error" => "rate_limit_error",
@@ -364,7 +396,11 @@ impl StreamState {
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
         };
-        let kind = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .or(ev.event.as_deref())
+            .unwrap_or("");
         match kind {
             "message_start" => self.message_start(&v, out),
             "content_block_start" => self.block_start(&v, out),
@@ -380,7 +416,11 @@ impl StreamState {
             "message_stop" => self.finish(out),
             "error" => {
                 let env = map_error(ev.data.as_bytes()).unwrap_or_else(|| {
-                    ErrorEnvelope::new("the anthropic provider reported a stream error", "api_error", None)
+                    ErrorEnvelope::new(
+                        "the anthropic provider reported a stream error",
+                        "api_error",
+                        None,
+                    )
                 });
                 out.push(encode_data(&serde_json::to_vec(&env).unwrap_or_default()));
                 self.done = true;
@@ -400,7 +440,11 @@ impl StreamState {
             self.prompt_tokens = u.prompt_tokens;
             self.completion_tokens = u.completion_tokens;
         }
-        let delta = Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+        let delta = Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            tool_calls: None,
+        };
         out.push(self.chunk(delta, None));
     }
 
@@ -421,19 +465,36 @@ impl StreamState {
                 arguments: Some(String::new()),
             },
         };
-        out.push(self.chunk(Delta { tool_calls: Some(vec![call]), ..Default::default() }, None));
+        out.push(self.chunk(
+            Delta {
+                tool_calls: Some(vec![call]),
+                ..Default::default()
+            },
+            None,
+        ));
     }
 
     fn block_delta(&mut self, v: &Value, out: &mut Vec<Bytes>) {
         let d = v.get("delta").unwrap_or(&Value::Null);
         match d.get("type").and_then(Value::as_str) {
             Some("text_delta") => {
-                let text = d.get("text").and_then(Value::as_str).unwrap_or("").to_owned();
-                out.push(self.chunk(Delta { content: Some(text), ..Default::default() }, None));
+                let text = d
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                out.push(self.chunk(
+                    Delta {
+                        content: Some(text),
+                        ..Default::default()
+                    },
+                    None,
+                ));
             }
             Some("input_json_delta") => {
                 let block_index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block_index) else {
+                let Some(&(_, index)) = self.tool_blocks.iter().find(|(b, _)| *b == block_index)
+                else {
                     return;
                 };
                 let call = DeltaToolCall {
@@ -442,10 +503,19 @@ impl StreamState {
                     kind: None,
                     function: DeltaFunction {
                         name: None,
-                        arguments: d.get("partial_json").and_then(Value::as_str).map(str::to_owned),
+                        arguments: d
+                            .get("partial_json")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                     },
                 };
-                out.push(self.chunk(Delta { tool_calls: Some(vec![call]), ..Default::default() }, None));
+                out.push(self.chunk(
+                    Delta {
+                        tool_calls: Some(vec![call]),
+                        ..Default::default()
+                    },
+                    None,
+                ));
             }
             _ => {}
         }
@@ -500,7 +570,9 @@ mod tests {
     fn request_matches_kongs_expected_anthropic_request() {
         let req = object(include_str!("../fixtures/unit_requests_chat.json"));
         let body = build_request(req, "claude-2.1", &options(), false).unwrap();
-        let expected = parse(include_str!("../fixtures/unit_expected-requests_anthropic_chat.json"));
+        let expected = parse(include_str!(
+            "../fixtures/unit_expected-requests_anthropic_chat.json"
+        ));
         assert_eq!(parse(std::str::from_utf8(&body).unwrap()), expected);
     }
 
@@ -530,7 +602,10 @@ mod tests {
             (json!("auto"), json!({"type":"auto"})),
             (json!("none"), json!({"type":"none"})),
             (
-                parse(include_str!("../fixtures/openai_requests_tool_choice_object_function.json"))["tool_choice"].clone(),
+                parse(include_str!(
+                    "../fixtures/openai_requests_tool_choice_object_function.json"
+                ))["tool_choice"]
+                    .clone(),
                 json!({"type":"tool","name":"my_function"}),
             ),
         ];
@@ -560,17 +635,29 @@ mod tests {
             json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"sunny"}]})
         );
         assert_eq!(body["tools"][0]["name"], "get_weather");
-        assert_eq!(body["tools"][0]["input_schema"]["properties"]["city"]["type"], "string");
+        assert_eq!(
+            body["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
     }
 
     #[test]
     fn responses_map_to_chat_completion_with_mapped_finish_reason() {
         let cases = [
-            (include_str!("../fixtures/unit_real-responses_anthropic_chat.json"), "stop"),
-            (include_str!("../fixtures/anthropic_responses_good.json"), "stop"),
+            (
+                include_str!("../fixtures/unit_real-responses_anthropic_chat.json"),
+                "stop",
+            ),
+            (
+                include_str!("../fixtures/anthropic_responses_good.json"),
+                "stop",
+            ),
         ];
         for (text, finish) in cases {
-            let out: Value = parse(std::str::from_utf8(&convert_response(text.as_bytes(), "claude-2.1").unwrap()).unwrap());
+            let out: Value = parse(
+                std::str::from_utf8(&convert_response(text.as_bytes(), "claude-2.1").unwrap())
+                    .unwrap(),
+            );
             assert_eq!(out["object"], "chat.completion");
             assert_eq!(out["model"], "claude-2.1");
             assert_eq!(out["choices"][0]["finish_reason"], finish);
@@ -579,14 +666,33 @@ mod tests {
             assert!(out["created"].as_u64().unwrap() > 0);
             assert_eq!(out["usage"]["total_tokens"], 0);
         }
-        let expected = parse(include_str!("../fixtures/unit_expected-responses_anthropic_chat.json"));
-        let got = parse(std::str::from_utf8(&convert_response(include_str!("../fixtures/unit_real-responses_anthropic_chat.json").as_bytes(), "x").unwrap()).unwrap());
-        assert_eq!(got["choices"][0]["message"], expected["choices"][0]["message"]);
+        let expected = parse(include_str!(
+            "../fixtures/unit_expected-responses_anthropic_chat.json"
+        ));
+        let got = parse(
+            std::str::from_utf8(
+                &convert_response(
+                    include_str!("../fixtures/unit_real-responses_anthropic_chat.json").as_bytes(),
+                    "x",
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            got["choices"][0]["message"],
+            expected["choices"][0]["message"]
+        );
     }
 
     #[test]
     fn finish_reasons_map_to_openai_values() {
-        for (a, o) in [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls")] {
+        for (a, o) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+        ] {
             assert_eq!(map_finish_reason(a), o);
         }
     }
@@ -599,24 +705,49 @@ mod tests {
         let call = &out["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["id"], "toolu_1");
         assert_eq!(call["function"]["name"], "get_weather");
-        assert_eq!(parse(call["function"]["arguments"].as_str().unwrap()), json!({"city":"Paris"}));
+        assert_eq!(
+            parse(call["function"]["arguments"].as_str().unwrap()),
+            json!({"city":"Paris"})
+        );
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(out["usage"], json!({"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}));
+        assert_eq!(
+            out["usage"],
+            json!({"prompt_tokens":3,"completion_tokens":4,"total_tokens":7})
+        );
     }
 
     #[test]
     fn a_response_without_content_is_a_transformation_failure() {
-        let err = convert_response(include_bytes!("../fixtures/anthropic_responses_bad_upstream_response.json"), "c").unwrap_err();
-        assert!(err.message.contains("'content' not in anthropic://llm/v1/chat response"));
-        assert!(convert_response(include_bytes!("../fixtures/anthropic_responses_no_usage_response.json"), "c").is_ok());
+        let err = convert_response(
+            include_bytes!("../fixtures/anthropic_responses_bad_upstream_response.json"),
+            "c",
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("'content' not in anthropic://llm/v1/chat response")
+        );
+        assert!(
+            convert_response(
+                include_bytes!("../fixtures/anthropic_responses_no_usage_response.json"),
+                "c"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn anthropic_errors_map_to_the_openai_envelope() {
-        let env = map_error(include_bytes!("../fixtures/anthropic_responses_unauthorized.json")).unwrap();
+        let env = map_error(include_bytes!(
+            "../fixtures/anthropic_responses_unauthorized.json"
+        ))
+        .unwrap();
         assert_eq!(env.error.message, "Invalid API Key");
         assert_eq!(env.error.kind, "authentication_error");
-        let env = map_error(include_bytes!("../fixtures/anthropic_responses_bad_request.json")).unwrap();
+        let env = map_error(include_bytes!(
+            "../fixtures/anthropic_responses_bad_request.json"
+        ))
+        .unwrap();
         assert_eq!(env.error.kind, "invalid_request_error");
     }
 
@@ -624,7 +755,10 @@ mod tests {
     fn a_recorded_stream_becomes_openai_chunks_with_finish_reason_and_done() {
         let mut dec = SseDecoder::default();
         let mut events = Vec::new();
-        dec.feed(include_bytes!("../fixtures/anthropic-stream.txt"), &mut events);
+        dec.feed(
+            include_bytes!("../fixtures/anthropic-stream.txt"),
+            &mut events,
+        );
         dec.finish(&mut events);
         let mut st = StreamState::new("claude", true);
         let mut out = Vec::new();
@@ -632,7 +766,10 @@ mod tests {
             st.on_event(e, &mut out);
         }
         assert!(st.done);
-        let frames: Vec<String> = out.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+        let frames: Vec<String> = out
+            .iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect();
         assert_eq!(frames.last().unwrap(), "data: [DONE]\n\n");
         let chunks: Vec<Value> = frames[..frames.len() - 1]
             .iter()
@@ -640,16 +777,25 @@ mod tests {
             .collect();
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(chunks[0]["id"], "msg_01XFDUDYJgAACzvnptvVoYEL");
-        let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
         assert_eq!(text, "Hello!");
         let args: String = chunks
             .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
             .collect();
         assert_eq!(parse(&args), json!({"location":"Paris"}));
         let finish = &chunks[chunks.len() - 2];
         assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 15);
-        assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["object"] == "chat.completion.chunk")
+        );
     }
 }

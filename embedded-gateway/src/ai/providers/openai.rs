@@ -27,7 +27,10 @@ pub fn build_request(
     req.remove("top_k");
     fill_option_defaults(&mut req, options);
     serde_json::to_vec(&req).map_err(|e| {
-        AiError::bad_request("invalid_body", format!("the request could not be encoded: {e}"))
+        AiError::bad_request(
+            "invalid_body",
+            format!("the request could not be encoded: {e}"),
+        )
     })
 }
 
@@ -100,7 +103,9 @@ mod tests {
 
     #[test]
     fn request_matches_kongs_expected_openai_request() {
-        let Value::Object(req) = fixture("unit_requests") else { panic!() };
+        let Value::Object(req) = fixture("unit_requests") else {
+            panic!()
+        };
         let options = ModelOptions {
             max_tokens: Some(512),
             temperature: Some(0.5),
@@ -115,7 +120,10 @@ mod tests {
     fn client_tuning_values_win_over_plugin_defaults() {
         let mut req = Map::new();
         req.insert("temperature".into(), 0.1.into());
-        let options = ModelOptions { temperature: Some(0.9), ..Default::default() };
+        let options = ModelOptions {
+            temperature: Some(0.9),
+            ..Default::default()
+        };
         let body = build_request(req, "m", &options, true).unwrap();
         let got: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(got["temperature"], 0.1);
@@ -134,7 +142,10 @@ mod tests {
     #[test]
     fn a_body_without_choices_is_a_transformation_failure() {
         let err = convert_response(Bytes::from_static(b"{\"id\":\"x\"}")).unwrap_err();
-        assert!(err.message.contains("'choices' not in llm/v1/chat response"));
+        assert!(
+            err.message
+                .contains("'choices' not in llm/v1/chat response")
+        );
         assert!(convert_response(Bytes::from_static(b"{\"choices\":[]}")).is_ok());
     }
 }
