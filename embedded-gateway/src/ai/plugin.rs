@@ -156,9 +156,14 @@ impl AiPlugin {
 
     /// Proxies one OpenAI-format chat request; every failure is an OpenAI-envelope response.
     pub async fn run(&self, req: AiRequest<'_>) -> Response<Body> {
+        let started = req.started;
         match self.try_run(req).await {
             Ok(r) => r,
-            Err(e) => error_response(&e),
+            Err(e) => {
+                let mut r = error_response(&e);
+                r.headers_mut().insert("x-kong-response-latency", millis(started.elapsed()));
+                r
+            }
         }
     }
 
@@ -326,22 +331,26 @@ impl AiPlugin {
         limit: usize,
     ) -> Result<Bytes, AiError> {
         let mut stream = response.bytes_stream();
-        let mut buf = Vec::new();
+        let mut buf = bytes::BytesMut::new();
+        let mut single: Option<Bytes> = None;
         loop {
             match tokio::time::timeout(self.read_timeout, stream.next()).await {
                 Err(_) => return Err(timeout_error(kind)),
-                Ok(None) => return Ok(buf.into()),
+                Ok(None) => return Ok(single.unwrap_or_else(|| buf.freeze())),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream body failed");
                     return Err(unreachable_error(kind));
                 }
                 Ok(Some(Ok(chunk))) => {
+                    if let Some(s) = single.take() {
+                        buf.extend_from_slice(&s);
+                    }
                     if buf.len() + chunk.len() > limit {
                         buf.extend_from_slice(&chunk[..limit - buf.len()]);
-                        return Ok(buf.into());
+                        return Ok(buf.freeze());
                     }
                     if buf.is_empty() {
-                        buf = chunk.to_vec();
+                        single = Some(if chunk.len() > limit { chunk.slice(..limit) } else { chunk });
                     } else {
                         buf.extend_from_slice(&chunk);
                     }
@@ -397,14 +406,16 @@ impl AiPlugin {
         let mut decoder = SseDecoder::default();
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
-        match tokio::time::timeout(self.read_timeout, upstream.next()).await {
-            Err(_) => return Err(timeout_error(kind)),
-            Ok(None) => return Err(unreachable_error(kind)),
-            Ok(Some(Err(e))) => {
-                tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream stream failed");
-                return Err(unreachable_error(kind));
+        while first.is_empty() && !translator.is_done() {
+            match tokio::time::timeout(self.read_timeout, upstream.next()).await {
+                Err(_) => return Err(timeout_error(kind)),
+                Ok(None) => return Err(unreachable_error(kind)),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream stream failed");
+                    return Err(unreachable_error(kind));
+                }
+                Ok(Some(Ok(chunk))) => translate(&mut decoder, &mut translator, &chunk, &mut first),
             }
-            Ok(Some(Ok(chunk))) => translate(&mut decoder, &mut translator, &chunk, &mut first),
         }
         let read_timeout = self.read_timeout;
         let body = async_stream::stream! {

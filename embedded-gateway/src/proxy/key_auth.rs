@@ -244,7 +244,7 @@ impl KeyAuth {
             Found::None => return Err(Rejection::Missing),
             Found::Duplicate => return Err(Rejection::Duplicate),
             Found::Key(k) if k.is_empty() => return Err(Rejection::Missing),
-            Found::Key(k) => k.into_owned(),
+            Found::Key(k) => k,
         };
         let e = table.lookup(key.as_bytes()).ok_or(Rejection::Unknown)?;
         Ok(Authenticated {
