@@ -161,7 +161,8 @@ impl AiPlugin {
             Ok(r) => r,
             Err(e) => {
                 let mut r = error_response(&e);
-                r.headers_mut().insert("x-kong-response-latency", millis(started.elapsed()));
+                r.headers_mut()
+                    .insert("x-kong-response-latency", millis(started.elapsed()));
                 r
             }
         }
@@ -350,7 +351,11 @@ impl AiPlugin {
                         return Ok(buf.freeze());
                     }
                     if buf.is_empty() {
-                        single = Some(if chunk.len() > limit { chunk.slice(..limit) } else { chunk });
+                        single = Some(if chunk.len() > limit {
+                            chunk.slice(..limit)
+                        } else {
+                            chunk
+                        });
                     } else {
                         buf.extend_from_slice(&chunk);
                     }

@@ -320,3 +320,79 @@ impl KeyAuth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> KeyTable {
+        let c: Consumer =
+            serde_json::from_value(serde_json::json!({"id": "c1", "username": "app"})).unwrap();
+        let k: KeyAuthCredential = serde_json::from_value(
+            serde_json::json!({"id": "k1", "consumer": {"id": "c1"}, "key": "secret-key"}),
+        )
+        .unwrap();
+        let expired: KeyAuthCredential = serde_json::from_value(
+            serde_json::json!({"id": "k2", "consumer": {"id": "c1"}, "key": "old", "ttl": 0}),
+        )
+        .unwrap();
+        KeyTable::compile(&[c], &[k, expired])
+    }
+
+    #[test]
+    fn lookup_finds_exact_keys_only() {
+        let t = table();
+        assert_eq!(
+            t.lookup(b"secret-key").map(|e| e.consumer.id.as_str()),
+            Some("c1")
+        );
+        for miss in [&b"secret-kez"[..], b"secret-key ", b"", b"old"] {
+            assert!(t.lookup(miss).is_none(), "{miss:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_resolves_by_id_or_username() {
+        let t = table();
+        assert!(t.consumer("c1").is_some());
+        assert!(t.consumer("app").is_some());
+        assert!(t.consumer("nobody").is_none());
+    }
+
+    #[test]
+    fn keys_are_read_in_key_names_order_header_before_query() {
+        let ka = KeyAuth::compile(KeyAuthConfig {
+            key_names: vec!["x-key".into(), "apikey".into()],
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert("apikey", HeaderValue::from_static("secret-key"));
+        let mut q = Some("x-key=wrong".to_owned());
+        let mut body = RequestBody::new(bytes::Bytes::new());
+        assert_eq!(
+            ka.run(&table(), &mut h, &mut q, &mut body).unwrap_err(),
+            Rejection::Unknown
+        );
+        assert!(q.is_none(), "hide_credentials removed the query key");
+        assert!(h.get("apikey").is_none());
+    }
+
+    #[test]
+    fn duplicate_form_body_keys_are_rejected() {
+        let ka = KeyAuth::compile(KeyAuthConfig {
+            key_in_body: true,
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let mut body = RequestBody::new(bytes::Bytes::from_static(b"apikey=a&apikey=b&x=1"));
+        assert_eq!(
+            ka.run(&table(), &mut h, &mut None, &mut body).unwrap_err(),
+            Rejection::Duplicate
+        );
+        assert_eq!(&body.into_bytes()[..], b"x=1");
+    }
+}
