@@ -4,5 +4,6 @@ mod ai_proxy;
 mod mock_llm_wire;
 mod proxy_harness;
 mod proxy_key_auth;
+mod proxy_plugins;
 mod proxy_routing;
 mod schemas;

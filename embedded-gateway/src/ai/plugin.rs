@@ -233,6 +233,7 @@ impl AiPlugin {
         let response = self.send(req.client, upstream, kind).await?;
         let upstream_latency = sent.elapsed();
         let status = response.status();
+        let upstream_headers = passthrough_headers(response.headers(), target);
         let mut out = if !status.is_success() {
             self.provider_error(target, kind, response).await?
         } else if stream {
@@ -242,6 +243,9 @@ impl AiPlugin {
             self.json_response(kind, &model, response).await?
         };
         let h = out.headers_mut();
+        for (k, v) in upstream_headers {
+            h.entry(k).or_insert(v);
+        }
         if status.is_success() && self.model_name_header {
             let v = target
                 .model_header
@@ -475,6 +479,30 @@ impl AiPlugin {
         );
         Ok(r)
     }
+}
+
+/// Provider response headers worth passing on (request ids, rate limits), minus framing,
+/// cookies and anything that could carry a credential.
+fn passthrough_headers(src: &HeaderMap, target: &CompiledTarget) -> Vec<(HeaderName, HeaderValue)> {
+    src.iter()
+        .filter(|(k, _)| {
+            let n = k.as_str();
+            !matches!(
+                n,
+                "connection"
+                    | "keep-alive"
+                    | "transfer-encoding"
+                    | "content-length"
+                    | "content-encoding"
+                    | "content-type"
+                    | "set-cookie"
+                    | "authorization"
+                    | "proxy-authenticate"
+            ) && !n.contains("api-key")
+                && target.auth_header.as_ref().is_none_or(|(h, _)| h != k)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn translate(dec: &mut SseDecoder, tr: &mut StreamTranslator, chunk: &[u8], out: &mut Vec<Bytes>) {
