@@ -113,7 +113,6 @@ impl Proxy {
         id: &RequestId,
     ) -> Response<Body> {
         let (mut parts, incoming) = req.into_parts();
-        let mut incoming = Some(incoming);
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -144,31 +143,14 @@ impl Proxy {
         let needs_body = route.ai.is_some()
             || !route.consumer_ai.is_empty()
             || route.key_auth.as_ref().is_some_and(|k| k.reads_body());
-        let mut body = if needs_body {
+        let mut payload = if needs_body {
             let limit = route.ai.as_ref().map_or(0, |a| a.max_body());
-            let declared = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let Some(inc) = incoming.take() else {
-                unreachable!("body taken once")
-            };
-            match RequestBody::read(inc, declared, limit).await {
-                Ok(b) => Some(b),
-                Err(BodyError::TooLarge(n)) => {
-                    return response::with_latency(error_response(&too_large(n)), started);
-                }
-                Err(BodyError::Read) => {
-                    return response::gateway(
-                        StatusCode::BAD_REQUEST,
-                        "request body could not be read",
-                        started,
-                    );
-                }
+            match read_body(&parts.headers, incoming, limit, started).await {
+                Ok(b) => Payload::Buffered(b),
+                Err(res) => return res,
             }
         } else {
-            None
+            Payload::Streaming(incoming)
         };
         let mut query = parts.uri.query().map(str::to_owned);
         let mut who: Option<Authenticated> = None;
@@ -176,7 +158,10 @@ impl Proxy {
             && ka.applies_to(&parts.method)
         {
             let mut scratch = RequestBody::new(bytes::Bytes::new());
-            let b = body.as_mut().unwrap_or(&mut scratch);
+            let b = match &mut payload {
+                Payload::Buffered(b) => b,
+                Payload::Streaming(_) => &mut scratch,
+            };
             match ka.run(&table.keys, &mut parts.headers, &mut query, b) {
                 Ok(a) => who = Some(a),
                 Err(r) => return reject(&r, ka.www_authenticate.clone(), started),
@@ -193,7 +178,11 @@ impl Proxy {
             .and_then(|a| route.consumer_ai.get(&a.consumer.id))
             .or(route.ai.as_ref());
         if let Some(ai) = ai {
-            let Some(json) = body.and_then(RequestBody::into_json) else {
+            let json = match payload {
+                Payload::Buffered(b) => b.into_json(),
+                Payload::Streaming(_) => None,
+            };
+            let Some(json) = json else {
                 return response::with_latency(error_response(&bad_json()), started);
             };
             let req = AiRequest {
@@ -204,12 +193,11 @@ impl Proxy {
             };
             return ai.run(req).await;
         }
-        let upstream_body = match body {
-            Some(b) => reqwest::Body::from(b.into_bytes()),
-            None => match incoming.take() {
-                Some(inc) => reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc)),
-                None => reqwest::Body::from(bytes::Bytes::new()),
-            },
+        let upstream_body = match payload {
+            Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
+            Payload::Streaming(inc) => {
+                reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc))
+            }
         };
         let fwd = plain::Forward {
             route,
@@ -221,6 +209,37 @@ impl Proxy {
         };
         plain::forward(&self.client, fwd, parts, upstream_body).await
     }
+}
+
+/// The request body: buffered when a plugin needs to read it, else streamed through.
+enum Payload {
+    Buffered(RequestBody),
+    Streaming(Incoming),
+}
+
+/// Reads the body under `limit` (0 = unlimited): 413 in the OpenAI envelope when over it.
+async fn read_body(
+    headers: &HeaderMap,
+    incoming: Incoming,
+    limit: u64,
+    started: Instant,
+) -> Result<RequestBody, Response<Body>> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    RequestBody::read(incoming, declared, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(n) => {
+                response::with_latency(error_response(&too_large(n)), started)
+            }
+            BodyError::Read => response::gateway(
+                StatusCode::BAD_REQUEST,
+                "request body could not be read",
+                started,
+            ),
+        })
 }
 
 fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
