@@ -67,17 +67,21 @@ const HOP_HEADERS: [&str; 9] = [
 
 impl Proxy {
     pub fn new(options: ProxyOptions) -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
             current: Arc::new(ArcSwap::from_pointee(Compiled::default())),
             options: Arc::new(options),
-            client,
+            client: upstream_client(),
+        }
+    }
+
+    /// A handle that shares this proxy's route table (and balancer state) but owns a new
+    /// upstream connection pool: for a proxy worker on its own current-thread runtime, whose
+    /// pooled connections must not be driven by another runtime.
+    pub fn with_separate_client(&self) -> Self {
+        Self {
+            current: self.current.clone(),
+            options: self.options.clone(),
+            client: upstream_client(),
         }
     }
 
@@ -240,6 +244,18 @@ async fn read_body(
                 started,
             ),
         })
+}
+
+/// The pooled upstream client: no environment proxies, no redirects (a provider must not be
+/// able to send the gateway elsewhere), Nagle off.
+fn upstream_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
