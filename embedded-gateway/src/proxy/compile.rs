@@ -96,6 +96,17 @@ fn config_or_empty(p: &Plugin) -> serde_json::Value {
     }
 }
 
+/// Names the plugin and the position of the problem, never the offending value: serde's
+/// messages quote values, and a misplaced value may be a secret.
+fn config_error(plugin: &str, e: &serde_json::Error) -> String {
+    format!(
+        "plugin {plugin} config does not match its schema ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 fn compile_ai(
     p: &Plugin,
     options: &ProxyOptions,
@@ -114,7 +125,7 @@ fn compile_ai(
             } else {
                 serde_json::from_value(config_or_empty(p))
             }
-            .map_err(|e| format!("plugin {} config: {e}", p.name))?;
+            .map_err(|e| config_error(&p.name, &e))?;
             Ok(Arc::new(AiPlugin::compile(
                 &config,
                 &options.upstream_overrides,
@@ -136,7 +147,7 @@ fn compile_route(
         match serde_json::from_value::<KeyAuthConfig>(config_or_empty(p)) {
             Ok(c) => Some(KeyAuth::compile(c)),
             Err(e) => {
-                invalid = Some(format!("plugin key-auth config: {e}"));
+                invalid = Some(config_error("key-auth", &e));
                 None
             }
         }
