@@ -96,14 +96,12 @@ fn config_or_empty(p: &Plugin) -> serde_json::Value {
     }
 }
 
-/// Names the plugin and the position of the problem, never the offending value: serde's
-/// messages quote values, and a misplaced value may be a secret.
+/// Names the plugin, never the offending value: serde's messages quote values, and a
+/// misplaced value may be a secret.
 fn config_error(plugin: &str, e: &serde_json::Error) -> String {
     format!(
-        "plugin {plugin} config does not match its schema ({:?} error at line {}, column {})",
-        e.classify(),
-        e.line(),
-        e.column()
+        "plugin {plugin} config does not match its schema ({:?} error); check it with the admin API's /schemas/plugins/validate",
+        e.classify()
     )
 }
 
