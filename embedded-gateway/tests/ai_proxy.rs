@@ -495,3 +495,39 @@ async fn a_client_disconnect_cancels_the_upstream_stream() {
     assert_eq!(aborted, 1, "the upstream stream was dropped");
     assert_eq!(s.mock_stats().await["streams_completed"], 0);
 }
+
+#[tokio::test]
+async fn anthropic_streamed_tool_calls_and_usage_become_openai_deltas() {
+    let s =
+        Stack::start(|m| recipe_with(json!({}), json!({"targets": [anthropic_target(m)]}))).await;
+    let body = json!({"model": "claude", "stream": true, "stream_options": {"include_usage": true},
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+        "messages": [{"role": "user", "content": "Paris weather"}]});
+    let frames = sse_frames(s.chat(body).await).await;
+    assert_eq!(frames.last().unwrap(), "data: [DONE]");
+    let chunks: Vec<Value> = frames[..frames.len() - 1]
+        .iter()
+        .map(|f| serde_json::from_str(f.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let first_call = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"].as_str());
+    assert_eq!(first_call, Some("lookup"));
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"input": "Paris weather"})
+    );
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    assert_eq!(finish, Some("tool_calls"));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert!(
+        usage["prompt_tokens"].as_u64().unwrap() > 0
+            && usage["completion_tokens"].as_u64().unwrap() > 0
+    );
+}
