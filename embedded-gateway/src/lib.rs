@@ -1,6 +1,8 @@
 //! Gantry's gateway runtime: the entity model, the SQLite store, the Kong-shaped admin API and
 //! the proxy (key-auth and ai-proxy-advanced). The CLI depends on this crate, never the reverse.
 
+pub mod ai;
+pub mod mock_llm;
 pub mod model;
 pub mod plugins;
 pub mod proxy;

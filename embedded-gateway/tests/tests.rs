@@ -1,3 +1,9 @@
 //! The gateway crate's integration tests: one binary, one module per concern.
 
+mod ai_proxy;
+mod mock_llm_wire;
+mod proxy_harness;
+mod proxy_key_auth;
+mod proxy_plugins;
+mod proxy_routing;
 mod schemas;

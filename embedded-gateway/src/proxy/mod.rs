@@ -1,16 +1,30 @@
 //! Owns the proxy: compiles a [`ConfigSnapshot`] into route tables, swaps them in atomically,
-//! and runs each request through route matching and the plugin chain.
+//! and runs each request through route matching and the plugin chain (key-auth 1250, then
+//! ai-proxy-advanced 770), or proxies it to the route's service.
+
+mod body;
+mod compile;
+pub mod key_auth;
+mod plain;
+mod response;
+pub mod router;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use http::{Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::ai::plugin::{AiRequest, bad_json, error_response, too_large};
 use crate::snapshot::ConfigSnapshot;
+use body::{BodyError, RequestBody};
+use compile::Compiled;
+use key_auth::{Authenticated, Rejection};
+pub use response::RequestId;
 
 /// Settings that do not come from the store.
 #[derive(Debug, Clone, Default)]
@@ -20,33 +34,62 @@ pub struct ProxyOptions {
     pub upstream_overrides: HashMap<String, String>,
 }
 
-/// The compiled, immutable form of one snapshot.
-#[derive(Debug, Default)]
-struct Compiled {
-    revision: u64,
-}
-
-/// The proxy. Cheap to clone; all clones share the current route table.
+/// The proxy. Cheap to clone; all clones share the current route table and one pooled
+/// upstream HTTP client.
 #[derive(Clone)]
 pub struct Proxy {
     current: Arc<ArcSwap<Compiled>>,
-    #[allow(dead_code)]
     options: Arc<ProxyOptions>,
+    client: reqwest::Client,
 }
+
+/// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
+const CONSUMER_HEADERS: [&str; 5] = [
+    "x-consumer-id",
+    "x-consumer-username",
+    "x-consumer-custom-id",
+    "x-credential-identifier",
+    "x-anonymous-consumer",
+];
+
+/// Hop-by-hop and framing headers never forwarded upstream.
+const HOP_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
 
 impl Proxy {
     pub fn new(options: ProxyOptions) -> Self {
         Self {
             current: Arc::new(ArcSwap::from_pointee(Compiled::default())),
             options: Arc::new(options),
+            client: upstream_client(),
         }
     }
 
-    /// Compiles `snapshot` and makes it the table new requests use.
+    /// A handle that shares this proxy's route table (and balancer state) but owns a new
+    /// upstream connection pool: for a proxy worker on its own current-thread runtime, whose
+    /// pooled connections must not be driven by another runtime.
+    pub fn with_separate_client(&self) -> Self {
+        Self {
+            current: self.current.clone(),
+            options: self.options.clone(),
+            client: upstream_client(),
+        }
+    }
+
+    /// Compiles `snapshot` and makes it the table new requests use. In-flight requests keep
+    /// the table they started with.
     pub fn apply(&self, snapshot: &ConfigSnapshot) {
-        self.current.store(Arc::new(Compiled {
-            revision: snapshot.revision,
-        }));
+        let compiled = Compiled::build(snapshot, &self.options);
+        self.current.store(Arc::new(compiled));
     }
 
     /// The revision of the snapshot new requests are served from.
@@ -55,11 +98,208 @@ impl Proxy {
     }
 
     /// Handles one proxied request.
-    pub async fn handle(&self, _req: Request<Incoming>, _remote: SocketAddr) -> Response<Body> {
-        let mut res = Response::new(Body::from(
-            r#"{"message":"no Route matched with those values"}"#,
-        ));
-        *res.status_mut() = http::StatusCode::NOT_FOUND;
+    pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let id = RequestId::new();
+        let table = self.current.load_full();
+        let mut res = self.dispatch(&table, req, remote, started, &id).await;
+        res.headers_mut()
+            .insert("x-kong-request-id", id.header_value());
         res
+    }
+
+    async fn dispatch(
+        &self,
+        table: &Compiled,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        started: Instant,
+        id: &RequestId,
+    ) -> Response<Body> {
+        let (mut parts, incoming) = req.into_parts();
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        let Some(m) = table
+            .router
+            .find(&parts.method, host, parts.uri.path(), &parts.headers)
+        else {
+            return response::gateway(
+                StatusCode::NOT_FOUND,
+                "no Route matched with those values",
+                started,
+            );
+        };
+        let route = &table.routes[m.route];
+        if let Some(reason) = &route.invalid {
+            tracing::error!(route = %route.id, %reason, "route has an invalid plugin configuration");
+            return response::gateway(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An unexpected error occurred",
+                started,
+            );
+        }
+        for h in CONSUMER_HEADERS {
+            parts.headers.remove(h);
+        }
+        let needs_body = route.ai.is_some()
+            || !route.consumer_ai.is_empty()
+            || route.key_auth.as_ref().is_some_and(|k| k.reads_body());
+        let mut payload = if needs_body {
+            let limit = route.ai.as_ref().map_or(0, |a| a.max_body());
+            match read_body(&parts.headers, incoming, limit, started).await {
+                Ok(b) => Payload::Buffered(b),
+                Err(res) => return res,
+            }
+        } else {
+            Payload::Streaming(incoming)
+        };
+        let mut query = parts.uri.query().map(str::to_owned);
+        let mut who: Option<Authenticated> = None;
+        if let Some(ka) = &route.key_auth
+            && ka.applies_to(&parts.method)
+        {
+            let mut scratch = RequestBody::new(bytes::Bytes::new());
+            let b = match &mut payload {
+                Payload::Buffered(b) => b,
+                Payload::Streaming(_) => &mut scratch,
+            };
+            match ka.run(&table.keys, &mut parts.headers, &mut query, b) {
+                Ok(a) => who = Some(a),
+                Err(r) => return reject(&r, ka.www_authenticate.clone(), started),
+            }
+        }
+        if let Some(a) = &who {
+            set_consumer_headers(&mut parts.headers, a);
+        }
+        let client_host = parts.headers.get(http::header::HOST).cloned();
+        strip_hop_headers(&mut parts.headers);
+        parts.headers.insert("x-kong-request-id", id.header_value());
+        let ai = who
+            .as_ref()
+            .and_then(|a| route.consumer_ai.get(&a.consumer.id))
+            .or(route.ai.as_ref());
+        if let Some(ai) = ai {
+            let json = match payload {
+                Payload::Buffered(b) => b.into_json(),
+                Payload::Streaming(_) => None,
+            };
+            let Some(json) = json else {
+                return response::with_latency(error_response(&bad_json()), started);
+            };
+            let req = AiRequest {
+                client: &self.client,
+                headers: parts.headers,
+                body: json,
+                started,
+            };
+            return ai.run(req).await;
+        }
+        let upstream_body = match payload {
+            Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
+            Payload::Streaming(inc) => {
+                reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc))
+            }
+        };
+        let fwd = plain::Forward {
+            route,
+            matched: &m,
+            query: query.as_deref(),
+            client_host,
+            remote,
+            started,
+        };
+        plain::forward(&self.client, fwd, parts, upstream_body).await
+    }
+}
+
+/// The request body: buffered when a plugin needs to read it, else streamed through.
+enum Payload {
+    Buffered(RequestBody),
+    Streaming(Incoming),
+}
+
+/// Reads the body under `limit` (0 = unlimited): 413 in the OpenAI envelope when over it.
+async fn read_body(
+    headers: &HeaderMap,
+    incoming: Incoming,
+    limit: u64,
+    started: Instant,
+) -> Result<RequestBody, Response<Body>> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    RequestBody::read(incoming, declared, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(n) => {
+                response::with_latency(error_response(&too_large(n)), started)
+            }
+            BodyError::Read => response::gateway(
+                StatusCode::BAD_REQUEST,
+                "request body could not be read",
+                started,
+            ),
+        })
+}
+
+/// The pooled upstream client: no environment proxies, no redirects (a provider must not be
+/// able to send the gateway elsewhere), Nagle off.
+fn upstream_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
+    if matches!(r, Rejection::AnonymousMissing(_)) {
+        tracing::error!(message = %r.message(), "key-auth misconfiguration");
+        return response::gateway(StatusCode::INTERNAL_SERVER_ERROR, &r.message(), started);
+    }
+    let mut res = response::gateway(StatusCode::UNAUTHORIZED, &r.message(), started);
+    res.headers_mut()
+        .insert(http::header::WWW_AUTHENTICATE, www);
+    res
+}
+
+fn set_consumer_headers(h: &mut HeaderMap, a: &Authenticated) {
+    let c = &a.consumer;
+    if let Some(v) = &c.id_header {
+        h.insert("x-consumer-id", v.clone());
+    }
+    if let Some(v) = &c.username {
+        h.insert("x-consumer-username", v.clone());
+    }
+    if let Some(v) = &c.custom_id {
+        h.insert("x-consumer-custom-id", v.clone());
+    }
+    if let Some(v) = &a.credential_id {
+        h.insert("x-credential-identifier", v.clone());
+    }
+    if a.anonymous {
+        h.insert("x-anonymous-consumer", HeaderValue::from_static("true"));
+    }
+}
+
+fn strip_hop_headers(h: &mut HeaderMap) {
+    let listed: Vec<http::HeaderName> = h
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        h.remove(n);
+    }
+    for n in HOP_HEADERS {
+        h.remove(n);
     }
 }

@@ -1,0 +1,151 @@
+//! Owns the OpenAI provider: Chat Completions passthrough with the model replaced, stream
+//! passthrough (each upstream `data:` payload re-emitted as it arrives) and error mapping.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::fill_option_defaults;
+use crate::ai::AiError;
+use crate::ai::sse::{DONE, SseEvent, encode_data};
+use crate::ai::types::ErrorEnvelope;
+use crate::plugins::ai_proxy::ModelOptions;
+
+pub const DEFAULT_BASE: &str = "https://api.openai.com:443";
+pub const CHAT_PATH: &str = "/v1/chat/completions";
+
+/// The client's body with `model` set to the target's, `stream` explicit, and the plugin's
+/// tuning defaults filled in where the client sent none.
+pub fn build_request(
+    mut req: Map<String, Value>,
+    model: &str,
+    options: &ModelOptions,
+    stream: bool,
+) -> Result<Vec<u8>, AiError> {
+    req.insert("model".into(), Value::String(model.to_owned()));
+    req.insert("stream".into(), Value::Bool(stream));
+    req.remove("top_k");
+    fill_option_defaults(&mut req, options);
+    serde_json::to_vec(&req).map_err(|e| {
+        AiError::bad_request(
+            "invalid_body",
+            format!("the request could not be encoded: {e}"),
+        )
+    })
+}
+
+/// OpenAI already answers in the canonical format; the body passes through unchanged once it
+/// is known to be a chat completion.
+pub fn convert_response(body: Bytes) -> Result<Bytes, AiError> {
+    if body.windows(9).any(|w| w == b"\"choices\"") {
+        Ok(body)
+    } else {
+        Err(AiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "bad_upstream_response",
+            "transformation failed from type openai://llm/v1/chat: 'choices' not in llm/v1/chat response",
+        ))
+    }
+}
+
+/// Keeps OpenAI's own `message`, `type` and `code`.
+pub fn map_error(body: &[u8]) -> Option<ErrorEnvelope> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let message = e.get("message")?.as_str()?;
+    let kind = e.get("type").and_then(Value::as_str).unwrap_or("api_error");
+    let code = match e.get("code") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let mut env = ErrorEnvelope::new(message, kind, None);
+    env.error.code = code;
+    Some(env)
+}
+
+/// Passthrough stream state: only tracks the end of the stream.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    pub done: bool,
+}
+
+impl StreamState {
+    pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) {
+        if self.done {
+            return;
+        }
+        if ev.data == "[DONE]" {
+            out.push(Bytes::from_static(DONE));
+            self.done = true;
+        } else {
+            out.push(encode_data(ev.data.as_bytes()));
+            if ev.data.starts_with("{\"error\"") {
+                self.done = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let text = match name {
+            "unit_requests" => include_str!("../fixtures/unit_requests_chat.json"),
+            "unit_expected" => include_str!("../fixtures/unit_expected-requests_openai_chat.json"),
+            _ => include_str!("../fixtures/openai_responses_unauthorized.json"),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn request_matches_kongs_expected_openai_request() {
+        let Value::Object(req) = fixture("unit_requests") else {
+            panic!()
+        };
+        let options = ModelOptions {
+            max_tokens: Some(512),
+            temperature: Some(0.5),
+            ..Default::default()
+        };
+        let body = build_request(req, "gpt-4", &options, false).unwrap();
+        let got: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(got, fixture("unit_expected"));
+    }
+
+    #[test]
+    fn client_tuning_values_win_over_plugin_defaults() {
+        let mut req = Map::new();
+        req.insert("temperature".into(), 0.1.into());
+        let options = ModelOptions {
+            temperature: Some(0.9),
+            ..Default::default()
+        };
+        let body = build_request(req, "m", &options, true).unwrap();
+        let got: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(got["temperature"], 0.1);
+        assert_eq!(got["stream"], true);
+    }
+
+    #[test]
+    fn openai_errors_keep_message_type_and_code() {
+        let body = serde_json::to_vec(&fixture("unauthorized")).unwrap();
+        let env = map_error(&body).unwrap();
+        assert_eq!(env.error.kind, "invalid_request_error");
+        assert_eq!(env.error.code.as_deref(), Some("invalid_api_key"));
+        assert!(env.error.message.starts_with("Incorrect API key provided"));
+    }
+
+    #[test]
+    fn a_body_without_choices_is_a_transformation_failure() {
+        let err = convert_response(Bytes::from_static(b"{\"id\":\"x\"}")).unwrap_err();
+        assert!(
+            err.message
+                .contains("'choices' not in llm/v1/chat response")
+        );
+        assert!(convert_response(Bytes::from_static(b"{\"choices\":[]}")).is_ok());
+    }
+}

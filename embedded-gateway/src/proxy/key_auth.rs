@@ -1,0 +1,398 @@
+//! Owns key-auth at request time: the per-snapshot key table (HMAC-SHA256 of each key under a
+//! per-process secret, confirmed with a constant-time compare, so hits and misses take the
+//! same path), key extraction (header → query → body per `key_names`), `hide_credentials`,
+//! and the anonymous consumer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use hmac::{Hmac, KeyInit, Mac};
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::body::RequestBody;
+use crate::model::{Consumer, KeyAuthCredential};
+use crate::plugins::KeyAuthConfig;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The per-process HMAC key: random, never leaves memory.
+static MAC_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    k
+});
+
+/// A consumer as the proxy needs it: its upstream headers, prebuilt.
+#[derive(Debug)]
+pub struct ConsumerInfo {
+    pub id: String,
+    pub id_header: Option<HeaderValue>,
+    pub username: Option<HeaderValue>,
+    pub custom_id: Option<HeaderValue>,
+}
+
+impl ConsumerInfo {
+    fn new(c: &Consumer) -> Self {
+        let hv = |s: &str| HeaderValue::from_str(s).ok();
+        Self {
+            id: c.id.clone(),
+            id_header: hv(&c.id),
+            username: c.username.as_deref().and_then(hv),
+            custom_id: c.custom_id.as_deref().and_then(hv),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct KeyEntry {
+    key: Box<[u8]>,
+    credential_id: Option<HeaderValue>,
+    consumer: Arc<ConsumerInfo>,
+}
+
+/// All credentials of one snapshot, keyed by HMAC of the key.
+#[derive(Debug)]
+pub struct KeyTable {
+    mac: HmacSha256,
+    entries: HashMap<[u8; 32], KeyEntry>,
+    by_id: HashMap<String, Arc<ConsumerInfo>>,
+    by_username: HashMap<String, Arc<ConsumerInfo>>,
+}
+
+impl Default for KeyTable {
+    fn default() -> Self {
+        Self::compile(&[], &[])
+    }
+}
+
+impl KeyTable {
+    pub fn compile(consumers: &[Consumer], credentials: &[KeyAuthCredential]) -> Self {
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&*MAC_KEY)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut by_id = HashMap::new();
+        let mut by_username = HashMap::new();
+        for c in consumers {
+            let info = Arc::new(ConsumerInfo::new(c));
+            if let Some(u) = &c.username {
+                by_username.insert(u.clone(), info.clone());
+            }
+            by_id.insert(c.id.clone(), info);
+        }
+        let mut entries = HashMap::new();
+        for cred in credentials {
+            if cred.ttl == Some(0) || cred.key.is_empty() {
+                continue;
+            }
+            let Some(consumer) = cred.consumer.as_ref().and_then(|f| by_id.get(&f.id)) else {
+                continue;
+            };
+            entries.insert(
+                digest(&mac, cred.key.as_bytes()),
+                KeyEntry {
+                    key: cred.key.as_bytes().into(),
+                    credential_id: HeaderValue::from_str(&cred.id).ok(),
+                    consumer: consumer.clone(),
+                },
+            );
+        }
+        Self {
+            mac,
+            entries,
+            by_id,
+            by_username,
+        }
+    }
+
+    /// The credential owning `key`. Hit and miss run the same HMAC and the same 32-byte
+    /// constant-time compare.
+    fn lookup(&self, key: &[u8]) -> Option<&KeyEntry> {
+        let d = digest(&self.mac, key);
+        match self.entries.get(&d) {
+            Some(e) => {
+                let same: bool = e.key.as_ref().ct_eq(key).into();
+                same.then_some(e)
+            }
+            None => {
+                let _ = d.ct_eq(&[0u8; 32]);
+                None
+            }
+        }
+    }
+
+    /// A consumer by id or username (for `anonymous`).
+    pub fn consumer(&self, id_or_name: &str) -> Option<Arc<ConsumerInfo>> {
+        self.by_id
+            .get(id_or_name)
+            .or_else(|| self.by_username.get(id_or_name))
+            .cloned()
+    }
+}
+
+fn digest(mac: &HmacSha256, key: &[u8]) -> [u8; 32] {
+    let mut m = mac.clone();
+    m.update(key);
+    m.finalize().into_bytes().into()
+}
+
+/// Why key-auth refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Missing,
+    Unknown,
+    Duplicate,
+    /// `anonymous` names a consumer that does not exist (a 500, as in Kong).
+    AnonymousMissing(String),
+}
+
+impl Rejection {
+    pub fn message(&self) -> String {
+        match self {
+            Rejection::Missing => "No API key found in request".into(),
+            Rejection::Unknown => "No credentials found for given apikey".into(),
+            Rejection::Duplicate => "Duplicate API key found".into(),
+            Rejection::AnonymousMissing(a) => {
+                format!("anonymous consumer {a} is configured but doesn't exist")
+            }
+        }
+    }
+}
+
+/// Who the request is, after key-auth.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub consumer: Arc<ConsumerInfo>,
+    pub credential_id: Option<HeaderValue>,
+    pub anonymous: bool,
+}
+
+/// The compiled key-auth plugin.
+#[derive(Debug)]
+pub struct KeyAuth {
+    config: KeyAuthConfig,
+    pub www_authenticate: HeaderValue,
+}
+
+enum Found<'a> {
+    None,
+    Duplicate,
+    Key(std::borrow::Cow<'a, str>),
+}
+
+impl KeyAuth {
+    pub fn compile(config: KeyAuthConfig) -> Self {
+        let www = match &config.realm {
+            Some(r) => HeaderValue::from_str(&format!("Key realm=\"{r}\""))
+                .unwrap_or(HeaderValue::from_static("Key")),
+            None => HeaderValue::from_static("Key"),
+        };
+        Self {
+            config,
+            www_authenticate: www,
+        }
+    }
+
+    /// True when the key may be in the body, so the body must be read first.
+    pub fn reads_body(&self) -> bool {
+        self.config.key_in_body
+    }
+
+    /// False for a preflight `OPTIONS` when `run_on_preflight` is off.
+    pub fn applies_to(&self, method: &http::Method) -> bool {
+        self.config.run_on_preflight || method != http::Method::OPTIONS
+    }
+
+    /// Authenticates; with `hide_credentials` the key is removed on every outcome.
+    pub fn run(
+        &self,
+        table: &KeyTable,
+        headers: &mut HeaderMap,
+        query: &mut Option<String>,
+        body: &mut RequestBody,
+    ) -> Result<Authenticated, Rejection> {
+        let outcome = self.identify(table, headers, query.as_deref(), body);
+        if self.config.hide_credentials {
+            self.hide(headers, query, body);
+        }
+        match outcome {
+            Ok(a) => Ok(a),
+            Err(r) => match &self.config.anonymous {
+                Some(anon) => match table.consumer(anon) {
+                    Some(consumer) => Ok(Authenticated {
+                        consumer,
+                        credential_id: None,
+                        anonymous: true,
+                    }),
+                    None => Err(Rejection::AnonymousMissing(anon.clone())),
+                },
+                None => Err(r),
+            },
+        }
+    }
+
+    fn identify(
+        &self,
+        table: &KeyTable,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: &mut RequestBody,
+    ) -> Result<Authenticated, Rejection> {
+        let key = match self.find_key(headers, query, body) {
+            Found::None => return Err(Rejection::Missing),
+            Found::Duplicate => return Err(Rejection::Duplicate),
+            Found::Key(k) if k.is_empty() => return Err(Rejection::Missing),
+            Found::Key(k) => k,
+        };
+        let e = table.lookup(key.as_bytes()).ok_or(Rejection::Unknown)?;
+        Ok(Authenticated {
+            consumer: e.consumer.clone(),
+            credential_id: e.credential_id.clone(),
+            anonymous: false,
+        })
+    }
+
+    fn find_key<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+        body: &mut RequestBody,
+    ) -> Found<'a> {
+        for name in &self.config.key_names {
+            if self.config.key_in_header {
+                let mut values = headers.get_all(name.as_str()).iter();
+                if let Some(v) = values.next() {
+                    if values.next().is_some() {
+                        return Found::Duplicate;
+                    }
+                    return Found::Key(String::from_utf8_lossy(v.as_bytes()));
+                }
+            }
+            if self.config.key_in_query
+                && let Some(q) = query
+            {
+                let mut hits =
+                    url::form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k == name.as_str());
+                if let Some((_, v)) = hits.next() {
+                    if hits.next().is_some() {
+                        return Found::Duplicate;
+                    }
+                    return Found::Key(std::borrow::Cow::Owned(v.into_owned()));
+                }
+            }
+            if self.config.key_in_body
+                && let Some(v) = body.field(headers, name)
+            {
+                return match v {
+                    Value::String(s) => Found::Key(std::borrow::Cow::Owned(s)),
+                    Value::Array(_) => Found::Duplicate,
+                    _ => Found::None,
+                };
+            }
+        }
+        Found::None
+    }
+
+    fn hide(&self, headers: &mut HeaderMap, query: &mut Option<String>, body: &mut RequestBody) {
+        for name in &self.config.key_names {
+            if self.config.key_in_header {
+                headers.remove(name.as_str());
+            }
+            if self.config.key_in_query
+                && let Some(q) = query.as_deref()
+                && url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == name.as_str())
+            {
+                let kept: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k != name.as_str())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                *query = (!kept.is_empty()).then(|| {
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(kept)
+                        .finish()
+                });
+            }
+            if self.config.key_in_body {
+                body.remove_field(headers, name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> KeyTable {
+        let c: Consumer =
+            serde_json::from_value(serde_json::json!({"id": "c1", "username": "app"})).unwrap();
+        let k: KeyAuthCredential = serde_json::from_value(
+            serde_json::json!({"id": "k1", "consumer": {"id": "c1"}, "key": "secret-key"}),
+        )
+        .unwrap();
+        let expired: KeyAuthCredential = serde_json::from_value(
+            serde_json::json!({"id": "k2", "consumer": {"id": "c1"}, "key": "old", "ttl": 0}),
+        )
+        .unwrap();
+        KeyTable::compile(&[c], &[k, expired])
+    }
+
+    #[test]
+    fn lookup_finds_exact_keys_only() {
+        let t = table();
+        assert_eq!(
+            t.lookup(b"secret-key").map(|e| e.consumer.id.as_str()),
+            Some("c1")
+        );
+        for miss in [&b"secret-kez"[..], b"secret-key ", b"", b"old"] {
+            assert!(t.lookup(miss).is_none(), "{miss:?}");
+        }
+    }
+
+    #[test]
+    fn anonymous_resolves_by_id_or_username() {
+        let t = table();
+        assert!(t.consumer("c1").is_some());
+        assert!(t.consumer("app").is_some());
+        assert!(t.consumer("nobody").is_none());
+    }
+
+    #[test]
+    fn keys_are_read_in_key_names_order_header_before_query() {
+        let ka = KeyAuth::compile(KeyAuthConfig {
+            key_names: vec!["x-key".into(), "apikey".into()],
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert("apikey", HeaderValue::from_static("secret-key"));
+        let mut q = Some("x-key=wrong".to_owned());
+        let mut body = RequestBody::new(bytes::Bytes::new());
+        assert_eq!(
+            ka.run(&table(), &mut h, &mut q, &mut body).unwrap_err(),
+            Rejection::Unknown
+        );
+        assert!(q.is_none(), "hide_credentials removed the query key");
+        assert!(h.get("apikey").is_none());
+    }
+
+    #[test]
+    fn duplicate_form_body_keys_are_rejected() {
+        let ka = KeyAuth::compile(KeyAuthConfig {
+            key_in_body: true,
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let mut body = RequestBody::new(bytes::Bytes::from_static(b"apikey=a&apikey=b&x=1"));
+        assert_eq!(
+            ka.run(&table(), &mut h, &mut None, &mut body).unwrap_err(),
+            Rejection::Duplicate
+        );
+        assert_eq!(&body.into_bytes()[..], b"x=1");
+    }
+}

@@ -1,0 +1,87 @@
+//! Owns gateway-generated responses (Kong's `{"message":…}` JSON bodies with
+//! `X-Kong-Response-Latency`) and the per-request id (`X-Kong-Request-Id`, 32 hex).
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use http::{HeaderValue, Response, StatusCode};
+
+static SEED: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A request id: 32 lowercase hex characters, unique per process run, no syscall per request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId([u8; 32]);
+
+impl RequestId {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let a = splitmix(*SEED ^ n);
+        let b = splitmix(a ^ n.rotate_left(32));
+        let mut out = [0u8; 32];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, byte) in a
+            .to_be_bytes()
+            .iter()
+            .chain(b.to_be_bytes().iter())
+            .enumerate()
+        {
+            out[2 * i] = HEX[(byte >> 4) as usize];
+            out[2 * i + 1] = HEX[(byte & 15) as usize];
+        }
+        Self(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("0"))
+    }
+}
+
+/// A Kong-style gateway response: `{"message":"…"}` plus `X-Kong-Response-Latency`.
+pub fn gateway(status: StatusCode, message: &str, started: Instant) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    with_latency(r, started)
+}
+
+/// Adds `X-Kong-Response-Latency` to a response the gateway produced itself.
+pub fn with_latency(mut r: Response<Body>, started: Instant) -> Response<Body> {
+    r.headers_mut().insert(
+        "x-kong-response-latency",
+        HeaderValue::from(started.elapsed().as_millis() as u64),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_32_hex_and_distinct() {
+        let a = RequestId::new();
+        let b = RequestId::new();
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a.as_str(), b.as_str());
+    }
+}
