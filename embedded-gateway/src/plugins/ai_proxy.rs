@@ -504,14 +504,19 @@ impl AiProxyAdvancedConfig {
     }
 }
 
-fn target_errors(t: &Target, llm_format: LlmFormat, at: &dyn Fn(&str) -> String) -> Vec<FieldError> {
+fn target_errors(
+    t: &Target,
+    llm_format: LlmFormat,
+    at: &dyn Fn(&str) -> String,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut push = |field: &str, message: String| errors.push(FieldError::new(at(field), message));
     let a = &t.auth;
     if a.header_name.is_some() != a.header_value.is_some() {
         push(
             "auth",
-            "all or none of these fields must be set: 'auth.header_name', 'auth.header_value'".into(),
+            "all or none of these fields must be set: 'auth.header_name', 'auth.header_value'"
+                .into(),
         );
     }
     let params = [
@@ -540,7 +545,10 @@ fn target_errors(t: &Target, llm_format: LlmFormat, at: &dyn Fn(&str) -> String)
                 ("azure_deployment_id", &o.azure_deployment_id),
             ] {
                 if value.is_none() {
-                    push(&format!("model.options.{field}"), missing(field, "azure provider"));
+                    push(
+                        &format!("model.options.{field}"),
+                        missing(field, "azure provider"),
+                    );
                 }
             }
         }

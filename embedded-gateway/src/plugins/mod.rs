@@ -171,13 +171,20 @@ fn schema_error(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
             let field = property.as_str().unwrap_or_default();
             vec![FieldError::new(join(field), "required field missing")]
         }
-        K::Type { kind } => vec![FieldError::new(base, format!("expected {}", type_name(kind)))],
+        K::Type { kind } => vec![FieldError::new(
+            base,
+            format!("expected {}", type_name(kind)),
+        )],
         K::Enum { options } => {
             let list = options
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
