@@ -1,8 +1,10 @@
 //! The `gantry` binary: parse arguments, run the command, map the outcome to an exit code.
 
 mod cli;
+mod client;
 mod commands;
 mod exit;
+mod paths;
 
 use std::process::ExitCode;
 
