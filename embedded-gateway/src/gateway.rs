@@ -205,6 +205,7 @@ impl Gateway {
     /// Serves both listeners until `shutdown` resolves, then drains in-flight requests.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let rx_watch = rx.clone();
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
@@ -233,11 +234,48 @@ impl Gateway {
             },
             stopped(rx),
         );
+        let watcher = watch_store(
+            self.store.clone(),
+            self.proxy.clone(),
+            self.control_plane.id.clone(),
+            stopped(rx_watch),
+        );
         tokio::spawn(async move {
             shutdown.await;
             let _ = tx.send(true);
         });
-        tokio::join!(proxy_task, admin_task);
+        tokio::join!(proxy_task, admin_task, watcher);
+    }
+}
+
+/// How often the served control plane's revision is checked for writes made by another
+/// process sharing the store file.
+pub const STORE_POLL: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Picks up writes made to the store by other processes (another `serve` on the same data dir,
+/// or a tool writing the file): when the stored revision differs from the one the proxy
+/// serves, the snapshot is rebuilt and swapped in. Writes through this process's admin API
+/// swap immediately and never trigger this.
+async fn watch_store(store: Store, proxy: Proxy, cp_id: String, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(STORE_POLL) => {}
+        }
+        let (proxy, cp_id) = (proxy.clone(), cp_id.clone());
+        let result = store
+            .call(move |conn| {
+                let stored = store::find_control_plane(conn, &cp_id)?.map(|cp| cp.revision);
+                if stored.is_some_and(|r| r != proxy.revision()) {
+                    proxy.apply(&store::snapshot(conn, &cp_id)?);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot refresh the served configuration");
+        }
     }
 }
 

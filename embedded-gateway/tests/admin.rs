@@ -588,3 +588,35 @@ async fn admin_bodies_over_the_limit_are_refused() {
     assert_eq!(s, 413);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn writes_by_another_process_reach_the_proxy_within_a_second() {
+    use embedded_gateway::model::EntityKind;
+    use embedded_gateway::store::{self, Store};
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    let other = Store::open(dir.path()).unwrap();
+    other
+        .call_blocking(|c| {
+            let cp = store::ensure_control_plane(c, "default")?;
+            store::write_tx(c, &cp.id, None, |tx| {
+                store::create(
+                    tx,
+                    &cp.id,
+                    EntityKind::Consumer,
+                    json!({"username": "remote"}),
+                )
+            })
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    while gw.gateway_proxy.revision() != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not visible within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.get("/consumers/remote").await.0, 200);
+    gw.stop().await;
+}

@@ -138,3 +138,28 @@ async fn the_served_control_plane_cannot_be_deleted_while_served() {
     assert!(res["message"].as_str().unwrap().contains("served"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn label_keys_follow_konnect_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let (s, err) = gw
+        .post(
+            "/v2/control-planes",
+            json!({"name": "x", "labels": {"konnect-owned": "1"}}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid label key 'konnect-owned'")
+    );
+    gw.create(
+        "/v2/control-planes",
+        json!({"name": "y", "labels": {"KONGCTL-protected": "true"}}),
+    )
+    .await;
+    gw.stop().await;
+}

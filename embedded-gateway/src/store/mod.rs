@@ -308,6 +308,9 @@ pub fn create_control_plane(
     new: &NewControlPlane,
 ) -> Result<ControlPlane, StoreError> {
     validate_cp_name(&new.name)?;
+    for (k, v) in &new.labels {
+        validate_label(k, v)?;
+    }
     if find_by_name(conn, &new.name)?.is_some() {
         return Err(StoreError::ControlPlaneExists(new.name.clone()));
     }
@@ -336,6 +339,32 @@ fn validate_cp_name(name: &str) -> Result<(), StoreError> {
         return Err(StoreError::BadRequest(
             "control plane name must be 1 to 256 characters".to_owned(),
         ));
+    }
+    Ok(())
+}
+
+/// Konnect's label rules: keys 1–63 characters of `[A-Za-z0-9._-]`, starting and ending with a
+/// letter or digit, not starting with `kong`, `konnect`, `mesh`, `kic` or `_`; values ≤ 63.
+fn validate_label(key: &str, value: &str) -> Result<(), StoreError> {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let key_ok = (1..=63).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && alnum(key.chars().next())
+        && alnum(key.chars().last())
+        && !["kong", "konnect", "mesh", "kic"]
+            .iter()
+            .any(|p| key.starts_with(p));
+    if !key_ok {
+        return Err(StoreError::BadRequest(format!(
+            "invalid label key '{key}': 1 to 63 letters, digits, '-', '.' or '_', starting and ending with a letter or digit, not starting with kong, konnect, mesh or kic"
+        )));
+    }
+    if value.len() > 63 {
+        return Err(StoreError::BadRequest(format!(
+            "invalid value for label '{key}': at most 63 characters"
+        )));
     }
     Ok(())
 }
@@ -374,6 +403,9 @@ pub fn patch_control_plane(
     }
     if let Some(labels) = &patch.labels {
         for (k, v) in labels {
+            if let Some(v) = v {
+                validate_label(k, v)?;
+            }
             match v {
                 Some(v) => cp.labels.insert(k.clone(), v.clone()),
                 None => cp.labels.remove(k),
