@@ -620,3 +620,30 @@ async fn writes_by_another_process_reach_the_proxy_within_a_second() {
     assert_eq!(gw.get("/consumers/remote").await.0, 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    let (s, err) = gw.post("/routes", json!({"name": "empty"})).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        err["fields"]["@entity"],
+        "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
+    );
+    let (s, err) = gw
+        .post("/consumers", json!({"username": "u", "tags": ["a/b"]}))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        err["fields"]["tags[0]"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid tag")
+    );
+    let (_, err) = gw
+        .post("/services", json!({"host": "h", "retries": 40000}))
+        .await;
+    assert_eq!(err["fields"]["retries"], "value should be at most 32767");
+    gw.stop().await;
+}

@@ -129,7 +129,50 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
                 return Err(StoreError::schema("host", "length must be at least 1"));
             }
         }
-        EntityKind::Route => {}
+        EntityKind::Route => route_rules(value)?,
+    }
+    check_tags(value)
+}
+
+/// Kong: a route must match on something. `snis` is not modelled, so it is left out.
+fn route_rules(value: &Value) -> Result<(), StoreError> {
+    let set = |f: &str| match value.get(f) {
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        _ => false,
+    };
+    if ["methods", "hosts", "headers", "paths"]
+        .iter()
+        .any(|f| set(f))
+    {
+        return Ok(());
+    }
+    let https = value["protocols"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p == "https"));
+    let message = if https {
+        "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
+    } else {
+        "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'"
+    };
+    Err(StoreError::schema("", message))
+}
+
+/// Kong's tag rule: printable characters except `,` and `/` (which the `?tags=` filter uses).
+fn check_tags(value: &Value) -> Result<(), StoreError> {
+    let Some(tags) = value.get("tags").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for (i, tag) in tags.iter().enumerate() {
+        let ok = tag.as_str().is_some_and(|t| {
+            !t.is_empty() && t.chars().all(|c| !c.is_control() && c != ',' && c != '/')
+        });
+        if !ok {
+            return Err(StoreError::schema(
+                format!("tags[{i}]"),
+                "invalid tag: expected printable characters other than ',' and '/'",
+            ));
+        }
     }
     Ok(())
 }
@@ -216,9 +259,14 @@ fn field_errors(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
             let expected = expected_type(e.to_string());
             vec![FieldError::new(base, expected)]
         }
-        K::Maximum { .. } | K::Minimum { .. } => {
-            vec![FieldError::new(base, range_message(e))]
-        }
+        K::Maximum { limit } => vec![FieldError::new(
+            base,
+            format!("value should be at most {limit}"),
+        )],
+        K::Minimum { limit } => vec![FieldError::new(
+            base,
+            format!("value should be at least {limit}"),
+        )],
         _ => vec![FieldError::new(base, e.to_string())],
     }
 }
@@ -237,9 +285,4 @@ fn expected_type(text: String) -> String {
         }
     }
     text
-}
-
-fn range_message(e: &jsonschema::ValidationError<'_>) -> String {
-    let schema = e.to_string();
-    format!("value out of range ({schema})")
 }
