@@ -230,6 +230,11 @@ async fn consumers_own_key_auth_credentials_and_deleting_a_consumer_cascades() {
         2
     );
     assert_eq!(gw.get("/key-auths/s3cret-key").await.1["id"], cred["id"]);
+    let odd = gw
+        .create("/consumers/alice/key-auth", json!({"key": "a b+c"}))
+        .await;
+    assert_eq!(gw.get("/key-auths/a%20b%2Bc").await.1["id"], odd["id"]);
+    assert_eq!(gw.call("DELETE", "/key-auths/a%20b%2Bc", None).await.0, 204);
     gw.create("/consumers/alice/plugins", json!({"name": "key-auth"}))
         .await;
 

@@ -48,7 +48,8 @@ async fn route(
     body: &[u8],
 ) -> Result<Response, StoreError> {
     let path = uri.path().trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let decoded: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let (cp_id, prefix, rest) = match segments.as_slice() {
         ["v2", "control-planes", cp, "core-entities", rest @ ..] => {
             let prefix = format!("/v2/control-planes/{cp}/core-entities");
@@ -81,6 +82,27 @@ async fn route(
             json!({"message": "Method not allowed"}),
         )),
     }
+}
+
+/// `my%20svc` → `my svc`; invalid escapes are kept as written.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
 fn parse_target(cp_id: String, prefix: String, rest: &[&str]) -> Option<Target> {
