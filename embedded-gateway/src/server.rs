@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most headers accepted on one request.
     pub max_headers: usize,
-    /// Time a connection may sit idle, before the first request or between requests.
+    /// Time a new connection may take to send its first byte.
+    pub first_byte_timeout: Duration,
+    /// Time a connection may sit idle between requests (no bytes moving, nothing in flight).
     pub idle_timeout: Duration,
     /// Time allowed for in-flight requests to finish after a shutdown signal.
     pub drain_timeout: Duration,
@@ -46,6 +48,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            first_byte_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
         }
@@ -111,11 +114,11 @@ pub async fn serve<H, F, B>(
         };
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         let conn = graceful.watch(conn.into_owned());
-        let idle = limits.idle_timeout;
+        let (first, idle) = (limits.first_byte_timeout, limits.idle_timeout);
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn => {}
-                () = activity.idle_for(idle) => {
+                () = activity.idle_for(first, idle) => {
                     tracing::debug!(%remote, "closing idle connection");
                 }
             }
@@ -135,6 +138,7 @@ pub async fn serve<H, F, B>(
 struct Activity {
     start: Instant,
     last_ms: Arc<AtomicU64>,
+    seen: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -152,6 +156,7 @@ impl Activity {
         Self {
             start: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            seen: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -159,6 +164,7 @@ impl Activity {
     fn touch(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+        self.seen.store(true, Ordering::Relaxed);
     }
 
     fn begin_request(&self) -> InFlight {
@@ -166,11 +172,17 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// Resolves once the connection has moved no bytes for `idle` with no request in flight.
-    async fn idle_for(&self, idle: Duration) {
-        let tick = (idle / 4).max(Duration::from_millis(10));
+    /// Resolves once the connection has sent nothing for `first` since accept, or has moved
+    /// no bytes for `idle` with no request in flight.
+    async fn idle_for(&self, first: Duration, idle: Duration) {
+        let tick = (first.min(idle) / 4).max(Duration::from_millis(10));
         loop {
             tokio::time::sleep(tick).await;
+            let idle = if self.seen.load(Ordering::Relaxed) {
+                idle
+            } else {
+                first
+            };
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let quiet = self.start.elapsed().saturating_sub(last);
             if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= idle {

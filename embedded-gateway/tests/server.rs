@@ -15,7 +15,8 @@ fn limits() -> Limits {
         header_read_timeout: Duration::from_millis(300),
         max_header_bytes: 16 * 1024,
         max_headers: 20,
-        idle_timeout: Duration::from_millis(300),
+        first_byte_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(600),
         drain_timeout: Duration::from_secs(5),
     }
 }
@@ -83,6 +84,26 @@ async fn slowloris_headers_time_out() {
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let (addr, _stop) = start().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let (_, _) = read_until_closed(&mut stream).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        "closed after {took:?}"
     );
 }
 
