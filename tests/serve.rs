@@ -247,3 +247,37 @@ mod reqwest {
         rt.block_on(async { ::reqwest::get(url).await.unwrap().json().await.unwrap() })
     }
 }
+
+#[test]
+fn state_survives_a_restart_and_sigint_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = serve(dir.path(), &["--control-plane", "keep"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let created = rt.block_on(async {
+        ::reqwest::Client::new()
+            .post(format!("http://{}/services", s.admin))
+            .json(&serde_json::json!({"name": "kept", "url": "http://example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(created, 201);
+    Command::new("kill")
+        .args(["-INT", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut s.child), 0);
+
+    let mut s = serve(dir.path(), &["--control-plane", "keep"]);
+    let svc = reqwest::blocking_get(&format!("http://{}/services/kept", s.admin));
+    assert_eq!(svc["host"], "example.com");
+    let status = reqwest::blocking_get(&format!("http://{}/status", s.admin));
+    assert_eq!(
+        status["config_revision"], 1,
+        "the proxy boots on the stored config"
+    );
+    sigterm(s.child.id());
+    assert_eq!(wait_exit(&mut s.child), 0);
+}
