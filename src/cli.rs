@@ -180,7 +180,12 @@ pub struct DumpArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Output file; `-` is stdout.
-    #[arg(short = 'o', long = "output-file", default_value = "-", value_name = "FILE")]
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
     pub output: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Yaml)]

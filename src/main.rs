@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod exit;
 mod namespace;
+mod paths;
 mod plan;
 mod reconcile;
 mod state;

@@ -33,12 +33,18 @@ pub enum Refusal {
     #[error(
         "control plane `{cp}` belongs to namespace `{owner}`, not `{ns}`\n\nhint: use `--namespace {owner}`, or `gantry adopt control-plane {cp} --namespace {ns} --overwrite-namespace` to take it over"
     )]
-    Foreign { cp: String, owner: String, ns: String },
+    Foreign {
+        cp: String,
+        owner: String,
+        ns: String,
+    },
     #[error(
         "control plane `{cp}` is protected (label `{PROTECTED_LABEL}: true`); refusing to {what} it"
     )]
     Protected { cp: String, what: &'static str },
-    #[error("namespace `{0}` is invalid: must consist of lowercase alphanumeric characters or '-', and must start and end with an alphanumeric character")]
+    #[error(
+        "namespace `{0}` is invalid: must consist of lowercase alphanumeric characters or '-', and must start and end with an alphanumeric character"
+    )]
     InvalidNamespace(String),
 }
 
@@ -132,7 +138,10 @@ mod tests {
         let l = labels(&[(NAMESPACE_LABEL, "team-b")]);
         let err = check("cp1", &l, Some("team-a"), Access::Read).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("`team-b`") && msg.contains("`team-a`"), "{msg}");
+        assert!(
+            msg.contains("`team-b`") && msg.contains("`team-a`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -149,7 +158,10 @@ mod tests {
         let l = labels(&[(NAMESPACE_LABEL, "a"), (PROTECTED_LABEL, "true")]);
         assert!(check("cp", &l, Some("a"), Access::Write).is_err());
         assert!(check("cp", &l, None, Access::Delete).is_err());
-        assert_eq!(check("cp", &l, Some("a"), Access::Read), Ok(Verdict::Allowed));
+        assert_eq!(
+            check("cp", &l, Some("a"), Access::Read),
+            Ok(Verdict::Allowed)
+        );
     }
 
     #[test]

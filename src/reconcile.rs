@@ -2,7 +2,8 @@
 //! scope (all select tags, every page), and executing a plan as one atomic batch that the
 //! gateway refuses if the control plane's revision moved since the plan was computed.
 
-use embedded_gateway::admin::{BatchOp, BatchRequest, OpKind};
+use embedded_gateway::admin::batch::OpKind;
+use embedded_gateway::admin::{BatchOp, BatchRequest};
 use embedded_gateway::model::{
     Consumer, ControlPlane, EntityKind, KeyAuthCredential, Plugin, Route, Service,
 };
@@ -191,7 +192,12 @@ pub async fn execute(
 ) -> Result<u64, ReconcileError> {
     match client.batch(target.cp_id(), &batch_request(plan)).await {
         Ok(res) => Ok(res.revision),
-        Err(ClientError::Status { status, body, message, .. }) => {
+        Err(ClientError::Status {
+            status,
+            body,
+            message,
+            ..
+        }) => {
             if status == 409 && body.get("current_revision").is_some() {
                 return Err(ReconcileError::Conflict {
                     expected: plan.base_revision.unwrap_or(0),

@@ -223,7 +223,11 @@ pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
             route: route.map(ForeignKey::new),
             consumer: consumer.map(ForeignKey::new),
             config,
-            protocols: p.protocols.clone(),
+            protocols: Some(
+                p.protocols
+                    .clone()
+                    .unwrap_or_else(embedded_gateway::plugins::default_protocols),
+            ),
             enabled: p.enabled.unwrap_or(true),
             tags: tags(&p.tags),
         });
@@ -236,10 +240,7 @@ pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
 /// inside it, such as `azure_api_version`), so a rendered or applied config never drifts.
 /// Configs were checked by `load`; one that still fails keeps its raw value.
 fn normalized(name: &str, raw: serde_json::Value) -> serde_json::Value {
-    let Ok(once) = plugins::normalize_config(name, &raw) else {
-        return raw;
-    };
-    plugins::normalize_config(name, &once).unwrap_or(once)
+    plugins::normalize_config(name, &raw).unwrap_or(raw)
 }
 
 /// An entity's own tags plus the select tags, sorted and deduplicated.

@@ -2,6 +2,8 @@
 
 mod util;
 
+mod quickstart;
 mod render;
+mod serve;
 mod template;
 mod validate;

@@ -3,18 +3,27 @@
 //!
 //! `axum::serve` installs no timer, so hyper's header-read timeout would be inert there
 //! (reliability anchors §1.6); this loop installs `TokioTimer` and sets the limits explicitly.
+//! hyper's header timer only starts at a request's first byte, so an idle watchdog also closes
+//! connections that send nothing (before the first request or between keep-alive requests)
+//! while no request is in flight.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Connection limits for one listener.
 #[derive(Debug, Clone)]
@@ -25,7 +34,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most headers accepted on one request.
     pub max_headers: usize,
-    /// Time a connection may sit idle, before the first request or between requests.
+    /// Time a new connection may take to send its first byte.
+    pub first_byte_timeout: Duration,
+    /// Time a connection may sit idle between requests (no bytes moving, nothing in flight).
     pub idle_timeout: Duration,
     /// Time allowed for in-flight requests to finish after a shutdown signal.
     pub drain_timeout: Duration,
@@ -37,6 +48,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            first_byte_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
         }
@@ -84,15 +96,32 @@ pub async fn serve<H, F, B>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
         let handler = handler.clone();
+        let tracker = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let fut = handler(req, remote);
-            async move { Ok::<_, Infallible>(fut.await) }
+            let guard = tracker.begin_request();
+            async move {
+                let res = fut.await;
+                drop(guard);
+                Ok::<_, Infallible>(res)
+            }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let io = Watched {
+            inner: stream,
+            activity: activity.clone(),
+        };
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         let conn = graceful.watch(conn.into_owned());
+        let (first, idle) = (limits.first_byte_timeout, limits.idle_timeout);
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = activity.idle_for(first, idle) => {
+                    tracing::debug!(%remote, "closing idle connection");
+                }
+            }
         });
     }
     drop(listener);
@@ -101,5 +130,123 @@ pub async fn serve<H, F, B>(
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!("drain timeout reached; closing remaining connections");
         }
+    }
+}
+
+/// Per-connection activity: when bytes last moved, and how many requests are in flight.
+#[derive(Clone)]
+struct Activity {
+    start: Instant,
+    last_ms: Arc<AtomicU64>,
+    seen: Arc<AtomicBool>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+struct InFlight(Activity);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+            seen: Arc::new(AtomicBool::new(false)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+        self.seen.store(true, Ordering::Relaxed);
+    }
+
+    fn begin_request(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves once the connection has sent nothing for `first` since accept, or has moved
+    /// no bytes for `idle` with no request in flight.
+    async fn idle_for(&self, first: Duration, idle: Duration) {
+        let tick = (first.min(idle) / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(tick).await;
+            let idle = if self.seen.load(Ordering::Relaxed) {
+                idle
+            } else {
+                first
+            };
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= idle {
+                return;
+            }
+        }
+    }
+}
+
+/// A TCP stream that records activity on every read and write.
+struct Watched {
+    inner: TcpStream,
+    activity: Activity,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }

@@ -80,3 +80,25 @@ fn secrets_are_masked_by_schema_field() {
     // Same text in a non-secret field stays: masking is by field, never by value.
     assert_eq!(cfg["targets"][0]["model"]["name"], "Bearer sk-canary");
 }
+
+#[test]
+fn normalising_twice_changes_nothing() {
+    // Both sides of a diff are normalised; a second pass must not add or change defaults.
+    for (name, config) in [
+        ("key-auth", serde_json::json!({})),
+        (
+            "ai-proxy-advanced",
+            serde_json::json!({"targets":[{"route_type":"llm/v1/chat","model":{"provider":"azure","name":"gpt-4o",
+                "options":{"azure_instance":"i","azure_deployment_id":"d"}}},
+                {"route_type":"llm/v1/chat","model":{"provider":"openai"}}]}),
+        ),
+        (
+            "ai-proxy",
+            serde_json::json!({"route_type":"llm/v1/chat","model":{"provider":"openai","name":"m"}}),
+        ),
+    ] {
+        let once = plugins::normalize_config(name, &config).unwrap();
+        let twice = plugins::normalize_config(name, &once).unwrap();
+        assert_eq!(once, twice, "{name}");
+    }
+}

@@ -1,5 +1,9 @@
 //! The gateway crate's integration tests: one binary, one module per concern.
 
+mod admin;
+mod admin_batch;
+mod admin_control_planes;
+mod admin_dbless;
 mod ai_proxy;
 mod mock_llm_wire;
 mod proxy_harness;
@@ -7,3 +11,4 @@ mod proxy_key_auth;
 mod proxy_plugins;
 mod proxy_routing;
 mod schemas;
+mod server;

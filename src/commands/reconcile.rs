@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use embedded_gateway::snapshot::ConfigSnapshot;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{AdminArgs, ApplyArgs, DiffArgs, PlanArgs, PlanMode, ReportArgs, ScopeArgs, SyncArgs};
+use crate::cli::{
+    AdminArgs, ApplyArgs, DiffArgs, PlanArgs, PlanMode, ReportArgs, ScopeArgs, SyncArgs,
+};
 use crate::client::{AdminClient, ClientOptions};
 use crate::exit::ExitStatus;
 use crate::namespace::{self, Access, Verdict};
@@ -68,21 +70,6 @@ pub fn add_tags(set: &mut ConfigSnapshot, tags: &[String]) {
     set.plugins.iter_mut().for_each(|e| merge(&mut e.tags));
 }
 
-/// Client settings from the shared admin flags: `--kong-addr`/`DECK_KONG_ADDR`, then
-/// `GANTRY_ADMIN_URL`, then `http://localhost:8001`.
-pub fn client_options(args: &AdminArgs) -> ClientOptions {
-    ClientOptions {
-        addr: args
-            .kong_addr
-            .clone()
-            .or_else(|| std::env::var("GANTRY_ADMIN_URL").ok())
-            .unwrap_or_else(|| "http://localhost:8001".to_owned()),
-        headers: args.headers.clone(),
-        token: args.kong_admin_token.clone(),
-        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
-    }
-}
-
 /// Connects, finds the control plane and checks the namespace guard.
 pub async fn connect(
     admin: &AdminArgs,
@@ -90,7 +77,7 @@ pub async fn connect(
     access: Access,
     ui: Ui,
 ) -> anyhow::Result<(AdminClient, Target)> {
-    let client = AdminClient::new(&client_options(admin))?;
+    let client = AdminClient::new(&ClientOptions::from_args(admin))?;
     let target = reconcile::resolve_target(&client, scope.control_plane.as_deref()).await?;
     if let Some(cp) = &target.control_plane {
         match namespace::check(&cp.name, &cp.labels, scope.namespace.as_deref(), access)? {
@@ -219,7 +206,13 @@ async fn execute(client: &AdminClient, target: &Target, plan: &Plan, ui: Ui) -> 
         return Ok(());
     }
     let bar = (plan.changes.len() > 30)
-        .then(|| ui.progress(format!("applying {} changes to {}", plan.changes.len(), target.display())))
+        .then(|| {
+            ui.progress(format!(
+                "applying {} changes to {}",
+                plan.changes.len(),
+                target.display()
+            ))
+        })
         .flatten();
     let result = reconcile::execute(client, target, plan).await;
     if let Some(bar) = bar {
@@ -238,7 +231,14 @@ pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     } else {
         args.files.clone()
     };
-    plan_and_execute(&files, &args.admin, &args.scope, &args.report, Mode::Apply, ui)
+    plan_and_execute(
+        &files,
+        &args.admin,
+        &args.scope,
+        &args.report,
+        Mode::Apply,
+        ui,
+    )
 }
 
 pub fn sync(args: SyncArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
@@ -268,9 +268,8 @@ pub fn save(args: PlanArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
     let plan = runtime()?.block_on(async {
         let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
-        let live =
-            reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
-                .await?;
+        let live = reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
+            .await?;
         anyhow::Ok(plan::compute(&desired, &live, mode))
     })?;
     let saved = SavedPlan {

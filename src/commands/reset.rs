@@ -24,16 +24,17 @@ pub fn run(args: ResetArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         );
     }
     if !args.yes && !ui.stdin_is_tty {
-        bail!("refusing to reset without confirmation: stdin is not a terminal\n\nhint: pass `--yes`");
+        bail!(
+            "refusing to reset without confirmation: stdin is not a terminal\n\nhint: pass `--yes`"
+        );
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let plan = rt.block_on(async {
         let (client, target) = connect(&args.admin, &scope, Access::Write, ui).await?;
-        let live =
-            reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
-                .await?;
+        let live = reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
+            .await?;
         let plan = plan::compute(&ConfigSnapshot::default(), &live, Mode::Sync);
         if plan.is_empty() {
             return anyhow::Ok(plan);

@@ -1,8 +1,136 @@
-//! Owns `gantry serve`.
+//! Owns `gantry serve`: turns flags into a [`GatewayConfig`], binds, prints one ready line per
+//! listener (`gantry: proxy listening on ADDR`), and runs until SIGINT/SIGTERM, then drains.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use embedded_gateway::GatewayConfig;
+use embedded_gateway::proxy::ProxyOptions;
+use embedded_gateway::snapshot::ConfigSnapshot;
 
 use crate::cli::ServeArgs;
 use crate::exit::ExitStatus;
+use crate::paths;
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<ExitStatus> {
-    anyhow::bail!("`serve` is not built yet")
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
+    init_tracing();
+    let config = gateway_config(&args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitStatus::Success)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Builds the gateway's settings from the flags.
+pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
+    let data_dir = paths::data_dir(args.data_dir.clone())?;
+    let mut config = GatewayConfig::new(data_dir);
+    config.proxy_listen = parse_listen("--proxy-listen", &args.proxy_listen)?;
+    config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
+    config.control_plane = args.control_plane.clone();
+    config.admin_token = args.admin_token.clone().filter(|t| !t.is_empty());
+    config.proxy_options = ProxyOptions {
+        upstream_overrides: parse_overrides(&args.upstream_override)?,
+    };
+    if !args.config.is_empty() {
+        config.dbless = Some(load_dbless(&args.config)?);
+    }
+    Ok(config)
+}
+
+/// `127.0.0.1:8001`, `localhost:8001` or `[::1]:8001` → a socket address.
+pub fn parse_listen(flag: &str, raw: &str) -> anyhow::Result<SocketAddr> {
+    let invalid =
+        || format!("invalid {flag} address '{raw}': expected HOST:PORT, like 127.0.0.1:8001");
+    let mut addrs = raw.to_socket_addrs().with_context(invalid)?;
+    addrs.next().with_context(invalid)
+}
+
+fn parse_overrides(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    raw.iter()
+        .map(|item| {
+            let (provider, url) = item
+                .split_once('=')
+                .filter(|(p, u)| !p.is_empty() && !u.is_empty())
+                .with_context(|| {
+                    format!("invalid --upstream-override '{item}': expected PROVIDER=URL")
+                })?;
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .with_context(|| {
+                    format!("invalid --upstream-override '{item}': '{url}' is not an http(s) URL")
+                })?;
+            Ok((
+                provider.to_owned(),
+                parsed.as_str().trim_end_matches('/').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// DB-less boot: the same loader, templating and checks as `gantry validate`.
+fn load_dbless(files: &[PathBuf]) -> anyhow::Result<ConfigSnapshot> {
+    for f in files {
+        if f.as_os_str() != "-" {
+            std::fs::metadata(f)
+                .with_context(|| format!("cannot read config file {}", f.display()))?;
+        }
+    }
+    let loaded = crate::state::load(files, &crate::state::LoadOptions::default())
+        .map_err(|problems| anyhow::anyhow!("invalid config file:\n{problems}"))?;
+    Ok(crate::state::to_snapshot(&loaded))
+}
+
+async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
+    let dir = config.data_dir.clone();
+    let dbless = config.dbless.is_some();
+    let gateway = embedded_gateway::bind(config).await?;
+    let cp = gateway.control_plane();
+    let source = if dbless {
+        "DB-less config".to_owned()
+    } else {
+        dir.display().to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "gantry: serving control plane '{}' from {source}",
+        cp.name
+    )?;
+    writeln!(out, "gantry: proxy listening on {}", gateway.proxy_addr())?;
+    writeln!(out, "gantry: admin listening on {}", gateway.admin_addr())?;
+    out.flush()?;
+    drop(out);
+    gateway.run(shutdown_signal()).await;
+    eprintln!("gantry: stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    eprintln!("gantry: shutting down, draining in-flight requests");
 }

@@ -8,7 +8,8 @@ use super::render::{self, RenderOptions};
 use super::{Action, Mode, compute};
 
 fn service(id: &str, name: &str, host: &str) -> Service {
-    serde_json::from_value(json!({"id": id, "name": name, "host": host, "tags": ["team-a"]})).unwrap()
+    serde_json::from_value(json!({"id": id, "name": name, "host": host, "tags": ["team-a"]}))
+        .unwrap()
 }
 
 fn route(id: &str, name: &str, service_id: &str) -> Route {
@@ -114,7 +115,10 @@ fn apply_never_deletes_and_sync_deletes_children_first() {
     assert!(compute(&desired, &live, Mode::Apply).is_empty());
     let plan = compute(&desired, &live, Mode::Sync);
     let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.display_name()).collect();
-    assert_eq!(kinds, ["plugin", "key-auth", "consumer", "route", "service"]);
+    assert_eq!(
+        kinds,
+        ["plugin", "key-auth", "consumer", "route", "service"]
+    );
     assert!(plan.changes.iter().all(|c| c.action == Action::Delete));
 }
 
@@ -132,9 +136,16 @@ fn secrets_are_masked_in_old_and_new_values_by_field() {
         assert!(!out.contains("canary"), "secret leaked: {out}");
     }
     assert!(text.contains("config.targets[0].auth.header_value: \"[masked]\" → \"[masked]\""));
-    let created = compute(&world("d", "m", "x"), &ConfigSnapshot::default(), Mode::Apply);
+    let created = compute(
+        &world("d", "m", "x"),
+        &ConfigSnapshot::default(),
+        Mode::Apply,
+    );
     let report = render::json(&created, opts, &[], &[]).to_string();
-    assert!(!report.contains("demo-api-key"), "credential key leaked: {report}");
+    assert!(
+        !report.contains("demo-api-key"),
+        "credential key leaked: {report}"
+    );
     let shown = render::json(
         &created,
         RenderOptions {
@@ -150,7 +161,11 @@ fn secrets_are_masked_in_old_and_new_values_by_field() {
 
 #[test]
 fn json_report_has_decks_shape() {
-    let plan = compute(&world("d", "m", "t"), &ConfigSnapshot::default(), Mode::Apply);
+    let plan = compute(
+        &world("d", "m", "t"),
+        &ConfigSnapshot::default(),
+        Mode::Apply,
+    );
     let report = render::json(&plan, RenderOptions::default(), &[], &[]);
     assert_eq!(
         report["summary"],

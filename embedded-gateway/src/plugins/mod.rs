@@ -23,6 +23,15 @@ pub const SUPPORTED: [(&str, u32); 3] = [
     ("ai-proxy", AI_PROXY_PRIORITY),
 ];
 
+/// The protocols a plugin runs on when its entity does not say (Kong's default for the
+/// plugins Gantry supports). The store and the CLI both fill it, so it never shows as drift.
+pub fn default_protocols() -> Vec<String> {
+    ["grpc", "grpcs", "http", "https"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The schema keyword that marks a field as secret (masked in CLI output).
 pub const SECRET_KEYWORD: &str = "x-secret";
 

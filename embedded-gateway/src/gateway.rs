@@ -1,0 +1,289 @@
+//! Owns the wiring of a running gateway: opens the store (or loads a DB-less snapshot into an
+//! in-memory one), ensures the served control plane, binds the proxy and admin listeners,
+//! seeds the proxy with the current snapshot, and runs both until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::body::Body;
+use http::Request;
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::admin::{self, AdminSettings, AdminState};
+use crate::model::ControlPlane;
+use crate::proxy::{Proxy, ProxyOptions};
+use crate::server::{self, Limits};
+use crate::snapshot::ConfigSnapshot;
+use crate::store::{self, Store, StoreError};
+
+/// Everything `gantry serve` decides before the gateway starts.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub proxy_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Where `gantry.db` lives (unused in DB-less mode).
+    pub data_dir: PathBuf,
+    /// The control plane the proxy serves; created when missing.
+    pub control_plane: String,
+    /// DB-less mode: serve this snapshot; the admin API is read-only.
+    pub dbless: Option<ConfigSnapshot>,
+    /// Required in `Kong-Admin-Token` on every admin call when set.
+    pub admin_token: Option<String>,
+    pub proxy_options: ProxyOptions,
+    pub limits: Limits,
+    pub admin_body_limit: usize,
+}
+
+impl GatewayConfig {
+    /// The defaults of `gantry serve`: proxy `0.0.0.0:8000`, admin `127.0.0.1:8001`,
+    /// control plane `default`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            proxy_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            data_dir: data_dir.into(),
+            control_plane: "default".to_owned(),
+            dbless: None,
+            admin_token: None,
+            proxy_options: ProxyOptions::default(),
+            limits: Limits::default(),
+            admin_body_limit: admin::DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(
+        "refusing to expose the admin API on {0} without a token; set --admin-token (or GANTRY_ADMIN_TOKEN) or listen on a loopback address"
+    )]
+    AdminExposed(SocketAddr),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store in {dir}: {source}")]
+    Store { dir: PathBuf, source: StoreError },
+    #[error("invalid DB-less configuration: {0}")]
+    Dbless(StoreError),
+}
+
+/// A gateway with its listeners bound, ready to [`Gateway::run`].
+pub struct Gateway {
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    proxy: Proxy,
+    admin: axum::Router,
+    control_plane: ControlPlane,
+    limits: Limits,
+    store: Store,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("proxy_addr", &self.proxy_addr())
+            .field("admin_addr", &self.admin_addr())
+            .field("control_plane", &self.control_plane.name)
+            .finish()
+    }
+}
+
+/// Opens the store, ensures the control plane and binds both listeners.
+pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+    if !config.admin_listen.ip().is_loopback() && config.admin_token.is_none() {
+        return Err(GatewayError::AdminExposed(config.admin_listen));
+    }
+    let dbless = config.dbless.is_some();
+    let (store, control_plane) = open_store(&config).await?;
+    let proxy_listener = listen("proxy", config.proxy_listen).await?;
+    let admin_listener = listen("admin", config.admin_listen).await?;
+    let proxy = Proxy::new(config.proxy_options.clone());
+    let cp_id = control_plane.id.clone();
+    let snapshot = store
+        .call(move |c| store::snapshot(c, &cp_id))
+        .await
+        .map_err(|source| GatewayError::Store {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+    proxy.apply(&snapshot);
+    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_listen);
+    let proxy_addr = proxy_listener.local_addr().unwrap_or(config.proxy_listen);
+    let state = AdminState::new(
+        store.clone(),
+        proxy.clone(),
+        AdminSettings {
+            served_id: control_plane.id.clone(),
+            served_name: control_plane.name.clone(),
+            dbless,
+            token: config.admin_token.clone(),
+            admin_base: format!("http://{admin_addr}"),
+            proxy_base: format!("http://{proxy_addr}"),
+        },
+    );
+    Ok(Gateway {
+        proxy_listener,
+        admin_listener,
+        proxy,
+        admin: admin::router(state, config.admin_body_limit),
+        control_plane,
+        limits: config.limits,
+        store,
+    })
+}
+
+async fn open_store(config: &GatewayConfig) -> Result<(Store, ControlPlane), GatewayError> {
+    let store_err = |source| GatewayError::Store {
+        dir: config.data_dir.clone(),
+        source,
+    };
+    let store = match &config.dbless {
+        Some(_) => Store::in_memory(),
+        None => {
+            let dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || Store::open(&dir))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))
+                .and_then(|r| r)
+        }
+    }
+    .map_err(store_err)?;
+    let name = config.control_plane.clone();
+    let cp = store
+        .call(move |c| store::ensure_control_plane(c, &name))
+        .await
+        .map_err(store_err)?;
+    if let Some(snapshot) = config.dbless.clone() {
+        let id = cp.id.clone();
+        store
+            .call(move |c| store::load_snapshot(c, &id, &snapshot))
+            .await
+            .map_err(GatewayError::Dbless)?;
+    }
+    Ok((store, cp))
+}
+
+async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+impl Gateway {
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The served control plane, as it was at start.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.control_plane
+    }
+
+    /// The proxy (for tests that watch its revision).
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves both listeners until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let rx_watch = rx.clone();
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let proxy = self.proxy.clone();
+        let proxy_task = server::serve(
+            self.proxy_listener,
+            self.limits.clone(),
+            move |req: Request<Incoming>, remote: SocketAddr| {
+                let proxy = proxy.clone();
+                async move { proxy.handle(req, remote).await }
+            },
+            stopped(rx.clone()),
+        );
+        let router = self.admin;
+        let admin_task = server::serve(
+            self.admin_listener,
+            self.limits,
+            move |req: Request<Incoming>, _remote: SocketAddr| {
+                let router = router.clone();
+                async move {
+                    match router.oneshot(req.map(Body::new)).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    }
+                }
+            },
+            stopped(rx),
+        );
+        let watcher = watch_store(
+            self.store.clone(),
+            self.proxy.clone(),
+            self.control_plane.id.clone(),
+            stopped(rx_watch),
+        );
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+        tokio::join!(proxy_task, admin_task, watcher);
+    }
+}
+
+/// How often the served control plane's revision is checked for writes made by another
+/// process sharing the store file.
+pub const STORE_POLL: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Picks up writes made to the store by other processes (another `serve` on the same data dir,
+/// or a tool writing the file): when the stored revision differs from the one the proxy
+/// serves, the snapshot is rebuilt and swapped in. Writes through this process's admin API
+/// swap immediately and never trigger this.
+async fn watch_store(store: Store, proxy: Proxy, cp_id: String, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(STORE_POLL) => {}
+        }
+        let (proxy, cp_id) = (proxy.clone(), cp_id.clone());
+        let result = store
+            .call(move |conn| {
+                let stored = store::find_control_plane(conn, &cp_id)?.map(|cp| cp.revision);
+                if stored.is_some_and(|r| r != proxy.revision()) {
+                    proxy.apply(&store::snapshot(conn, &cp_id)?);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot refresh the served configuration");
+        }
+    }
+}
+
+/// Binds and runs a gateway until `shutdown` resolves.
+pub async fn serve(
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    bind(config).await?.run(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,570 @@
+//! Owns entity rows: create, upsert, patch, delete (with Kong's cascades and restrictions),
+//! lookup by id or endpoint key, and paginated, tag-filtered lists. Every function runs on a
+//! connection or transaction the caller already holds.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use crate::model::EntityKind;
+
+use super::validate::normalize;
+use super::{StoreError, now_secs};
+
+/// Largest and default page sizes (Kong's).
+pub const MAX_PAGE: usize = 1000;
+pub const DEFAULT_PAGE: usize = 100;
+
+/// `?tags=`: `a,b` needs all, `a/b` needs any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TagFilter {
+    #[default]
+    None,
+    All(Vec<String>),
+    Any(Vec<String>),
+}
+
+impl TagFilter {
+    /// Parses Kong's `tags` query value.
+    pub fn parse(raw: Option<&str>) -> Result<Self, StoreError> {
+        let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+            return Ok(TagFilter::None);
+        };
+        let invalid = || StoreError::InvalidOption("tags: invalid filter syntax".to_owned());
+        let (has_and, has_or) = (raw.contains(','), raw.contains('/'));
+        if has_and && has_or {
+            return Err(invalid());
+        }
+        let sep = if has_or { '/' } else { ',' };
+        let tags: Vec<String> = raw.split(sep).map(str::to_owned).collect();
+        if tags.iter().any(String::is_empty) || tags.len() > 5 {
+            return Err(invalid());
+        }
+        Ok(if has_or {
+            TagFilter::Any(tags)
+        } else {
+            TagFilter::All(tags)
+        })
+    }
+}
+
+/// One list request.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub size: usize,
+    /// Opaque offset from a previous page's `offset`.
+    pub offset: Option<String>,
+    pub tags: TagFilter,
+    /// Only entities whose `field.id` equals the id (nested lists like `/services/{s}/routes`).
+    pub parent: Option<(&'static str, String)>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            size: DEFAULT_PAGE,
+            offset: None,
+            tags: TagFilter::None,
+            parent: None,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub data: Vec<Value>,
+    /// Offset of the next page; `None` on the last page.
+    pub offset: Option<String>,
+}
+
+fn kind_key(kind: EntityKind) -> &'static str {
+    kind.collection()
+}
+
+/// The field Kong looks entities up by besides `id`.
+fn endpoint_field(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Service | EntityKind::Route => "name",
+        EntityKind::Consumer => "username",
+        EntityKind::KeyAuth => "key",
+        EntityKind::Plugin => "instance_name",
+    }
+}
+
+fn endpoint_key(kind: EntityKind, body: &Value) -> Option<String> {
+    body.get(endpoint_field(kind))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Finds an entity by id, or by its endpoint key (service name, consumer username, …).
+pub fn get(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id_or_key: &str,
+) -> Result<Option<Value>, StoreError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND (id = ?3 OR endpoint_key = ?3)
+             ORDER BY id = ?3 DESC LIMIT 1",
+            params![cp_id, kind_key(kind), id_or_key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+}
+
+fn get_required(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id_or_key: &str,
+) -> Result<Value, StoreError> {
+    get(conn, cp_id, kind, id_or_key)?.ok_or(StoreError::NotFound)
+}
+
+/// Every entity of a kind, oldest first.
+pub fn all_bodies(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+) -> Result<Vec<Value>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 ORDER BY seq")?;
+    let rows = stmt.query_map(params![cp_id, kind_key(kind)], |r| r.get::<_, String>(0))?;
+    rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+}
+
+/// One page of entities, filtered by tags and parent.
+pub fn list(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    q: &ListQuery,
+) -> Result<Page, StoreError> {
+    let after: i64 = match &q.offset {
+        Some(o) => o
+            .parse()
+            .map_err(|_| StoreError::InvalidOffset(o.clone()))?,
+        None => 0,
+    };
+    let mut sql =
+        String::from("SELECT seq, body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND seq > ?3");
+    let mut args: Vec<Value> = vec![json!(cp_id), json!(kind_key(kind)), json!(after)];
+    if let Some((field, id)) = &q.parent {
+        args.push(json!(id));
+        sql += &format!(" AND json_extract(body, '$.{field}.id') = ?{}", args.len());
+    }
+    let tag_clause = |args: &mut Vec<Value>, tag: &str| {
+        args.push(json!(tag));
+        format!(
+            "EXISTS (SELECT 1 FROM json_each(body, '$.tags') WHERE value = ?{})",
+            args.len()
+        )
+    };
+    match &q.tags {
+        TagFilter::None => {}
+        TagFilter::All(tags) => {
+            for t in tags {
+                sql += &format!(" AND {}", tag_clause(&mut args, t));
+            }
+        }
+        TagFilter::Any(tags) => {
+            let parts: Vec<String> = tags.iter().map(|t| tag_clause(&mut args, t)).collect();
+            sql += &format!(" AND ({})", parts.join(" OR "));
+        }
+    }
+    sql += &format!(" ORDER BY seq LIMIT {}", q.size + 1);
+    let params: Vec<rusqlite::types::Value> = args.iter().map(sql_value).collect();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows: Vec<(i64, String)> = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > q.size;
+    rows.truncate(q.size);
+    let offset = more
+        .then(|| rows.last().map(|(s, _)| s.to_string()))
+        .flatten();
+    let data = rows
+        .into_iter()
+        .map(|(_, b)| serde_json::from_str(&b))
+        .collect::<Result<_, _>>()?;
+    Ok(Page { data, offset })
+}
+
+fn sql_value(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Number(n) => rusqlite::types::Value::Integer(n.as_i64().unwrap_or(0)),
+        Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+        other => rusqlite::types::Value::Text(other.to_string()),
+    }
+}
+
+/// Creates an entity; `id` is kept when given (must be a UUID), generated otherwise.
+pub fn create(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    body: Value,
+) -> Result<Value, StoreError> {
+    let Value::Object(mut map) = body else {
+        return Err(StoreError::schema("", "expected a record"));
+    };
+    let id = match map
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(id) => {
+            check_uuid(id)?;
+            id.to_owned()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let now = now_secs();
+    map.insert("id".into(), json!(id));
+    map.insert("created_at".into(), json!(now));
+    map.insert("updated_at".into(), json!(now));
+    let value = normalize(kind, Value::Object(map))?;
+    if get(conn, cp_id, kind, &id)?.is_some_and(|v| v["id"] == json!(id)) {
+        return Err(unique_error("id", &json!(id)));
+    }
+    check_references(conn, cp_id, kind, &value)?;
+    claim_unique_keys(conn, cp_id, kind, &value)?;
+    conn.execute(
+        "INSERT INTO entities (cp_id, kind, id, endpoint_key, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            cp_id,
+            kind_key(kind),
+            id,
+            endpoint_key(kind, &value),
+            value.to_string()
+        ],
+    )?;
+    Ok(value)
+}
+
+fn check_uuid(id: &str) -> Result<(), StoreError> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| StoreError::schema("id", "expected a valid UUID"))
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// `PUT`: replaces the entity found by id or endpoint key, or creates it. Returns the entity
+/// and whether it was created.
+pub fn upsert(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id_or_key: &str,
+    body: Value,
+) -> Result<(Value, bool), StoreError> {
+    let Value::Object(mut map) = body else {
+        return Err(StoreError::schema("", "expected a record"));
+    };
+    match get(conn, cp_id, kind, id_or_key)? {
+        Some(existing) => {
+            map.insert("id".into(), existing["id"].clone());
+            map.insert("created_at".into(), existing["created_at"].clone());
+            Ok((
+                replace(conn, cp_id, kind, &existing, Value::Object(map))?,
+                false,
+            ))
+        }
+        None => {
+            if is_uuid(id_or_key) {
+                map.insert("id".into(), json!(id_or_key));
+            } else {
+                map.remove("id");
+                map.insert(endpoint_field(kind).into(), json!(id_or_key));
+            }
+            Ok((create(conn, cp_id, kind, Value::Object(map))?, true))
+        }
+    }
+}
+
+/// `PATCH`: merges `patch` into the entity (plugin `config` merges one level deeper).
+pub fn patch(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id_or_key: &str,
+    patch: Value,
+) -> Result<Value, StoreError> {
+    let Value::Object(patch) = patch else {
+        return Err(StoreError::schema("", "expected a record"));
+    };
+    let existing = get_required(conn, cp_id, kind, id_or_key)?;
+    let mut merged = existing.as_object().cloned().unwrap_or_default();
+    for (k, v) in patch {
+        if k == "config"
+            && let (Some(Value::Object(old)), Value::Object(new)) = (merged.get_mut("config"), &v)
+        {
+            merge_objects(old, new);
+            continue;
+        }
+        merged.insert(k, v);
+    }
+    merged.insert("id".into(), existing["id"].clone());
+    merged.insert("created_at".into(), existing["created_at"].clone());
+    replace(conn, cp_id, kind, &existing, Value::Object(merged))
+}
+
+fn merge_objects(old: &mut Map<String, Value>, new: &Map<String, Value>) {
+    for (k, v) in new {
+        match (old.get_mut(k), v) {
+            (Some(Value::Object(o)), Value::Object(n)) => merge_objects(o, n),
+            _ => {
+                old.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn replace(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    existing: &Value,
+    body: Value,
+) -> Result<Value, StoreError> {
+    let mut body = body;
+    body["updated_at"] = json!(now_secs());
+    if body.get("id") != existing.get("id") {
+        return Err(StoreError::schema(
+            "id",
+            "cannot change the id of an entity",
+        ));
+    }
+    let value = normalize(kind, body)?;
+    let id = value["id"].as_str().unwrap_or_default().to_owned();
+    check_references(conn, cp_id, kind, &value)?;
+    release_unique_keys(conn, cp_id, &id)?;
+    claim_unique_keys(conn, cp_id, kind, &value)?;
+    conn.execute(
+        "UPDATE entities SET endpoint_key = ?1, body = ?2 WHERE cp_id = ?3 AND kind = ?4 AND id = ?5",
+        params![endpoint_key(kind, &value), value.to_string(), cp_id, kind_key(kind), id],
+    )?;
+    Ok(value)
+}
+
+/// Deletes an entity. A service with routes is refused (Kong's restrict); plugins of a
+/// service or route, and credentials and plugins of a consumer, are deleted with it.
+pub fn delete(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id_or_key: &str,
+) -> Result<(), StoreError> {
+    let existing = get_required(conn, cp_id, kind, id_or_key)?;
+    let id = existing["id"].as_str().unwrap_or_default().to_owned();
+    if kind == EntityKind::Service
+        && !children(conn, cp_id, EntityKind::Route, "service", &id)?.is_empty()
+    {
+        return Err(StoreError::ForeignKey(
+            "an existing 'routes' entity references this 'services' entity".to_owned(),
+            [("@referenced_by".to_owned(), json!("routes"))]
+                .into_iter()
+                .collect(),
+        ));
+    }
+    let cascades: &[(EntityKind, &str)] = match kind {
+        EntityKind::Service => &[(EntityKind::Plugin, "service")],
+        EntityKind::Route => &[(EntityKind::Plugin, "route")],
+        EntityKind::Consumer => &[
+            (EntityKind::KeyAuth, "consumer"),
+            (EntityKind::Plugin, "consumer"),
+        ],
+        EntityKind::KeyAuth | EntityKind::Plugin => &[],
+    };
+    for (child_kind, field) in cascades {
+        for child in children(conn, cp_id, *child_kind, field, &id)? {
+            delete_row(conn, cp_id, *child_kind, &child)?;
+        }
+    }
+    delete_row(conn, cp_id, kind, &id)
+}
+
+fn delete_row(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    id: &str,
+) -> Result<(), StoreError> {
+    release_unique_keys(conn, cp_id, id)?;
+    conn.execute(
+        "DELETE FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3",
+        params![cp_id, kind_key(kind), id],
+    )?;
+    Ok(())
+}
+
+fn children(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    field: &str,
+    parent_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "SELECT id FROM entities WHERE cp_id = ?1 AND kind = ?2 AND json_extract(body, '$.{field}.id') = ?3"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![cp_id, kind_key(kind), parent_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Foreign keys must point at existing entities of the same control plane.
+fn check_references(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    value: &Value,
+) -> Result<(), StoreError> {
+    let refs: &[(&str, EntityKind)] = match kind {
+        EntityKind::Route => &[("service", EntityKind::Service)],
+        EntityKind::KeyAuth => &[("consumer", EntityKind::Consumer)],
+        EntityKind::Plugin => &[
+            ("service", EntityKind::Service),
+            ("route", EntityKind::Route),
+            ("consumer", EntityKind::Consumer),
+        ],
+        EntityKind::Service | EntityKind::Consumer => &[],
+    };
+    for (field, target) in refs {
+        let Some(id) = value
+            .get(*field)
+            .and_then(|f| f.get("id"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3",
+                params![cp_id, kind_key(*target), id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found.is_none() {
+            return Err(StoreError::ForeignKey(
+                format!(
+                    "the foreign key '{{id=\"{id}\"}}' does not reference an existing '{}' entity.",
+                    target.collection()
+                ),
+                [((*field).to_owned(), json!({"id": id}))]
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The unique fields of an entity as (field, stored value, shown value).
+fn unique_keys(kind: EntityKind, value: &Value) -> Vec<(String, String, Value)> {
+    let str_field = |f: &str| -> Option<(String, String, Value)> {
+        let s = value.get(f)?.as_str()?;
+        Some((f.to_owned(), s.to_owned(), json!(s)))
+    };
+    match kind {
+        EntityKind::Service | EntityKind::Route => str_field("name").into_iter().collect(),
+        EntityKind::Consumer => [str_field("username"), str_field("custom_id")]
+            .into_iter()
+            .flatten()
+            .collect(),
+        // The key is a secret: it is never echoed back in an error.
+        EntityKind::KeyAuth => str_field("key")
+            .map(|(f, s, _)| (f, s, json!(crate::plugins::MASK)))
+            .into_iter()
+            .collect(),
+        EntityKind::Plugin => {
+            let fk = |f: &str| {
+                value
+                    .get(f)
+                    .and_then(|v| v.get("id"))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let scope = json!({
+                "name": value["name"],
+                "service": fk("service").as_str().map(|id| json!({"id": id})),
+                "route": fk("route").as_str().map(|id| json!({"id": id})),
+                "consumer": fk("consumer").as_str().map(|id| json!({"id": id})),
+                "instance_name": value.get("instance_name").cloned().unwrap_or(Value::Null),
+            });
+            let mut keys = vec![("cache_key".to_owned(), scope.to_string(), scope)];
+            keys.extend(str_field("instance_name"));
+            keys
+        }
+    }
+}
+
+fn claim_unique_keys(
+    conn: &Connection,
+    cp_id: &str,
+    kind: EntityKind,
+    value: &Value,
+) -> Result<(), StoreError> {
+    let id = value["id"].as_str().unwrap_or_default();
+    for (field, stored, shown) in unique_keys(kind, value) {
+        let owner: Option<String> = conn
+            .query_row(
+                "SELECT entity_id FROM unique_keys WHERE cp_id = ?1 AND kind = ?2 AND field = ?3 AND value = ?4",
+                params![cp_id, kind_key(kind), field, stored],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if owner.is_some_and(|o| o != id) {
+            return Err(unique_error(&field, &shown));
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO unique_keys (cp_id, kind, field, value, entity_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![cp_id, kind_key(kind), field, stored, id],
+        )?;
+    }
+    Ok(())
+}
+
+fn release_unique_keys(conn: &Connection, cp_id: &str, id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM unique_keys WHERE cp_id = ?1 AND entity_id = ?2",
+        params![cp_id, id],
+    )?;
+    Ok(())
+}
+
+/// Kong's `UNIQUE violation detected on '{name="svc"}'`; a plugin scope lists its fields.
+fn unique_error(field: &str, shown: &Value) -> StoreError {
+    let fields: Map<String, Value> = match (field, shown) {
+        ("cache_key", Value::Object(scope)) => scope.clone(),
+        _ => [(field.to_owned(), shown.clone())].into_iter().collect(),
+    };
+    let text = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", lua_value(v)))
+        .collect::<Vec<_>>()
+        .join(",");
+    StoreError::Unique(text, fields)
+}
+
+fn lua_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Object(m) => {
+            let inner: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", lua_value(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        other => other.to_string(),
+    }
+}

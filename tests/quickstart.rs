@@ -1,0 +1,118 @@
+//! `gantry quickstart` as a user runs it: start in the background, print exports, reuse on a
+//! second run, and `-d` stops the gateway and deletes the control plane.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::serve::gantry;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn quickstart(dir: &Path, extra: &[&str]) -> Output {
+    gantry()
+        .args(["quickstart", "--control-plane", "recipe", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn is_alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+fn quickstart_starts_a_background_gateway_reuses_it_and_d_tears_it_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let listen = [
+        "--proxy-listen",
+        &format!("127.0.0.1:{proxy}"),
+        "--admin-listen",
+        &format!("127.0.0.1:{admin}"),
+    ]
+    .map(|s| s.to_owned());
+    let listen: Vec<&str> = listen.iter().map(String::as_str).collect();
+
+    let out = quickstart(dir.path(), &listen);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("export PROXY_URL='http://127.0.0.1:{proxy}'")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("export DECK_KONG_ADDR='http://127.0.0.1:{admin}'")));
+    assert!(stdout.contains("export GANTRY_CONTROL_PLANE_NAME='recipe'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Next steps"));
+    let pid = std::fs::read_to_string(dir.path().join("gantry.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(is_alive(&pid));
+
+    let ping = gantry()
+        .args(["ping", "--kong-addr", &format!("http://127.0.0.1:{admin}")])
+        .output()
+        .unwrap();
+    assert!(ping.status.success());
+
+    let again = quickstart(dir.path(), &listen);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains(&format!("reusing the running gateway (pid {pid})"))
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+
+    let down = quickstart(dir.path(), &["-d"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(String::from_utf8_lossy(&down.stderr).contains("deleted control plane 'recipe'"));
+    assert!(!is_alive(&pid), "the gateway is stopped");
+    assert!(
+        std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{admin}").parse().unwrap(),
+            Duration::from_millis(300)
+        )
+        .is_err()
+    );
+    assert!(!dir.path().join("gantry.pid").exists());
+    let store = embedded_gateway::store::Store::open(dir.path()).unwrap();
+    let planes = store
+        .call_blocking(|c| embedded_gateway::store::list_control_planes(c))
+        .unwrap();
+    assert!(planes.iter().all(|cp| cp.name != "recipe"));
+}
+
+#[test]
+fn quickstart_reports_a_gateway_that_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = quickstart(
+        dir.path(),
+        &["--proxy-listen", "127.0.0.1:0", "--admin-listen", &addr],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("failed to start") && err.contains("cannot listen on"),
+        "{err}"
+    );
+}
