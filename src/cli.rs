@@ -48,6 +48,102 @@ pub enum Command {
     /// decK-style gateway commands.
     #[command(subcommand)]
     Gateway(GatewayCommand),
+    /// List resources (kongctl style).
+    #[command(subcommand)]
+    Get(GetCommand),
+    /// Create a resource.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Adopt an existing resource into a namespace, changing nothing else.
+    #[command(subcommand)]
+    Adopt(AdoptCommand),
+    /// Delete a resource.
+    #[command(subcommand)]
+    Delete(DeleteCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
+
+/// Admin connection and output format for the control-plane commands.
+#[derive(Debug, Clone, Args)]
+pub struct CpCommon {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// List control planes with their labels and namespace.
+    #[command(name = "control-planes", alias = "control-plane", alias = "cp")]
+    ControlPlanes(CpCommon),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a control plane; an existing name is an error.
+    #[command(name = "control-plane", alias = "cp")]
+    ControlPlane(CreateControlPlaneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateControlPlaneArgs {
+    pub name: String,
+    /// A label `key=value`; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub common: CpCommon,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdoptCommand {
+    /// Stamp `KONGCTL-namespace: NS` on a control plane.
+    #[command(name = "control-plane", alias = "cp")]
+    ControlPlane(AdoptControlPlaneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdoptControlPlaneArgs {
+    /// The control plane's name or id.
+    pub control_plane: String,
+    /// The namespace that takes ownership.
+    #[arg(long, value_name = "NS")]
+    pub namespace: String,
+    /// Take the control plane over from another namespace.
+    #[arg(long)]
+    pub overwrite_namespace: bool,
+    #[command(flatten)]
+    pub common: CpCommon,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Delete a control plane and all its entities.
+    #[command(name = "control-plane", alias = "cp")]
+    ControlPlane(DeleteControlPlaneArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeleteControlPlaneArgs {
+    /// The control plane's name or id.
+    pub control_plane: String,
+    /// Refuse unless the control plane belongs to this namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub common: CpCommon,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! Owns dispatch from parsed arguments to each subcommand's `run`.
 
+pub mod control_plane;
 pub mod dump;
 pub mod mock_llm;
 pub mod ping;
@@ -10,7 +11,10 @@ pub mod reset;
 pub mod serve;
 pub mod validate;
 
-use crate::cli::{Cli, Command, FileCommand, GatewayCommand};
+use crate::cli::{
+    AdoptCommand, Cli, Command, CreateCommand, DeleteCommand, FileCommand, GatewayCommand,
+    GetCommand,
+};
 use crate::exit::ExitStatus;
 use crate::ui::Ui;
 
@@ -39,5 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Reset(args) | Command::Gateway(GatewayCommand::Reset(args)) => {
             reset::run(args, ui)
         }
+        Command::Get(GetCommand::ControlPlanes(args)) => control_plane::get(args),
+        Command::Create(CreateCommand::ControlPlane(args)) => control_plane::create(args),
+        Command::Adopt(AdoptCommand::ControlPlane(args)) => control_plane::adopt(args),
+        Command::Delete(DeleteCommand::ControlPlane(args)) => control_plane::delete(args, ui),
     }
 }

@@ -326,7 +326,12 @@ pub fn parse_value(text: &str, syntax: Syntax) -> Result<Value, (usize, String)>
 
 /// Renders a document as YAML.
 pub fn to_yaml(doc: &Document) -> Result<String, String> {
-    serde_yaml::to_string(doc).map_err(|e| e.to_string())
+    value_to_yaml(doc)
+}
+
+/// Renders any serialisable value as YAML (command output such as `get -o yaml`).
+pub fn value_to_yaml<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_yaml::to_string(value).map_err(|e| e.to_string())
 }
 
 /// Byte offset of a 1-based line and column.
