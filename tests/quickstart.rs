@@ -116,3 +116,61 @@ fn quickstart_reports_a_gateway_that_cannot_start() {
         "{err}"
     );
 }
+
+fn cmdline(pid: &str) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+#[test]
+fn quickstart_with_mock_llm_points_providers_at_it_and_d_stops_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let args = [
+        "--proxy-listen".to_owned(),
+        format!("127.0.0.1:{proxy}"),
+        "--admin-listen".to_owned(),
+        format!("127.0.0.1:{admin}"),
+        "--mock-llm".to_owned(),
+        "--mock-llm-listen".to_owned(),
+        format!("127.0.0.1:{mock}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = quickstart(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gateway = std::fs::read_to_string(dir.path().join("gantry.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mock_pid = std::fs::read_to_string(dir.path().join("mock-llm.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(is_alive(&mock_pid));
+    let serve_args = cmdline(&gateway);
+    assert!(
+        serve_args.contains(&format!(
+            "--upstream-override openai=http://127.0.0.1:{mock}"
+        )),
+        "{serve_args}"
+    );
+    assert!(serve_args.contains(&format!(
+        "--upstream-override anthropic=http://127.0.0.1:{mock}"
+    )));
+
+    let down = quickstart(dir.path(), &["-d"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        !is_alive(&gateway) && !is_alive(&mock_pid),
+        "both processes are stopped"
+    );
+}

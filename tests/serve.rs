@@ -281,3 +281,64 @@ fn state_survives_a_restart_and_sigint_exits_0() {
     sigterm(s.child.id());
     assert_eq!(wait_exit(&mut s.child), 0);
 }
+
+#[test]
+fn serve_with_config_files_is_dbless_and_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kong.yaml");
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nservices:\n- name: llm\n  url: http://example.com\n  routes:\n  - name: chat\n    paths: [/chat]\nconsumers:\n- username: alice\n  keyauth_credentials:\n  - key: k1\n",
+    )
+    .unwrap();
+    let mut s = serve(dir.path(), &["--config", file.to_str().unwrap()]);
+    let root = reqwest::blocking_get(&format!("http://{}/", s.admin));
+    assert_eq!(root["configuration"]["database"], "off");
+    let route = reqwest::blocking_get(&format!("http://{}/routes/chat", s.admin));
+    assert_eq!(route["paths"], serde_json::json!(["/chat"]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, body) = rt.block_on(async {
+        let res = ::reqwest::Client::new()
+            .post(format!("http://{}/services", s.admin))
+            .json(&serde_json::json!({"name": "x", "host": "h"}))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    });
+    assert_eq!(status, 405);
+    assert!(
+        body.contains("cannot change configuration in DB-less mode"),
+        "{body}"
+    );
+    sigterm(s.child.id());
+    assert_eq!(wait_exit(&mut s.child), 0);
+    assert!(
+        !dir.path().join("gantry.db").exists(),
+        "DB-less mode writes no store"
+    );
+}
+
+#[test]
+fn an_unreadable_config_file_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let out = gantry()
+        .args([
+            "serve",
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&missing)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot read config file"), "{err}");
+}

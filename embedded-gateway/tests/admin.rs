@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 /// A gateway running in this test process.
 pub struct TestGateway {
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the proxy listener.
+    pub proxy_base: String,
     pub gateway_proxy: embedded_gateway::proxy::Proxy,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -32,6 +34,7 @@ pub async fn start(dir: &Path) -> TestGateway {
 pub async fn start_with(config: GatewayConfig) -> TestGateway {
     let gw: Gateway = embedded_gateway::bind(config).await.expect("gateway binds");
     let base = format!("http://{}", gw.admin_addr());
+    let proxy_base = format!("http://{}", gw.proxy_addr());
     let gateway_proxy = gw.proxy().clone();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(gw.run(async {
@@ -39,6 +42,7 @@ pub async fn start_with(config: GatewayConfig) -> TestGateway {
     }));
     TestGateway {
         base,
+        proxy_base,
         gateway_proxy,
         http: reqwest::Client::new(),
         stop: Some(tx),

@@ -4,6 +4,7 @@ mod admin;
 mod admin_batch;
 mod admin_control_planes;
 mod admin_dbless;
+mod admin_swap;
 mod ai_proxy;
 mod mock_llm_wire;
 mod proxy_harness;

@@ -95,6 +95,12 @@ fn start(args: &QuickstartArgs, dir: &Path, files: &QuickstartFiles) -> anyhow::
         mock_pid,
     };
     wait_healthy(&state.admin_url, Some(&mut child))?;
+    if let Some(pid) = mock_pid {
+        eprintln!(
+            "gantry: mock LLM listening on http://{} (pid {pid}); openai and anthropic traffic goes there",
+            args.mock_llm_listen,
+        );
+    }
     fs::write(&files.pid, format!("{}\n", state.pid))?;
     fs::write(&files.state, serde_json::to_string_pretty(&state)?)?;
     eprintln!(
