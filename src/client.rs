@@ -1,8 +1,6 @@
 //! Owns the admin API client: Kong Admin API and Gantry control-plane calls over reqwest, with
 //! `--headers`, `Kong-Admin-Token` and a timeout. Errors name the admin address and carry the
 //! server's message; they never include request bodies (which may hold secrets).
-// `ping` uses a few of these today; `diff`/`apply`/`sync` build on the rest.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -73,7 +71,6 @@ impl ClientOptions {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct BatchResponse {
     pub revision: u64,
-    pub results: Vec<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,10 +113,6 @@ impl AdminClient {
                 reason: e.to_string(),
             })?;
         Ok(Self { base, http })
-    }
-
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     async fn send(
@@ -220,11 +213,6 @@ impl AdminClient {
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.send_value(reqwest::Method::POST, path, Some(body))
-            .await
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.send_value(reqwest::Method::PUT, path, Some(body))
             .await
     }
 
