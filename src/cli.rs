@@ -407,6 +407,9 @@ pub struct ServeArgs {
     /// Send a provider's traffic to another base URL, e.g. `openai=http://127.0.0.1:9000`.
     #[arg(long, value_name = "PROVIDER=URL")]
     pub upstream_override: Vec<String>,
+    /// Proxy worker threads, each with its own event loop (default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]

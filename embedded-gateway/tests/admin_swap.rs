@@ -59,3 +59,37 @@ async fn an_in_flight_request_finishes_on_its_config_while_new_requests_see_the_
     assert_eq!(res.text().await.unwrap(), "slow");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn proxy_workers_on_their_own_threads_serve_and_see_every_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::admin::config(dir.path());
+    config.proxy_workers = 2;
+    let gw = crate::admin::start_with(config).await;
+    let upstream = slow_upstream(Duration::from_millis(0)).await;
+    gw.create("/services", json!({"name": "up", "url": upstream}))
+        .await;
+    gw.create("/services/up/routes", json!({"name": "r", "paths": ["/w"]}))
+        .await;
+    // Fresh connections spread over the accept loops; every one must see the route…
+    let url = format!("{}/w", gw.proxy_base);
+    for _ in 0..24 {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let res = client.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "slow");
+    }
+    // …and, after one delete, none may still serve it.
+    assert_eq!(gw.call("DELETE", "/routes/r", None).await.0, 204);
+    for _ in 0..24 {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 404);
+    }
+    gw.stop().await;
+}

@@ -18,7 +18,12 @@ use crate::paths;
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     init_tracing();
     let config = gateway_config(&args)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // The admin API and one proxy worker share this single-threaded runtime; the other proxy
+    // workers get one each (`GatewayConfig::proxy_workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))?;
     Ok(ExitStatus::Success)
 }
@@ -40,6 +45,8 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
     config.control_plane = args.control_plane.clone();
     config.admin_token = args.admin_token.clone().filter(|t| !t.is_empty());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    config.proxy_workers = args.workers.unwrap_or(cores).max(1) - 1;
     config.proxy_options = ProxyOptions {
         upstream_overrides: parse_overrides(&args.upstream_override)?,
     };
