@@ -63,6 +63,20 @@ impl EntityKind {
         }
     }
 
+    /// The foreign-key fields of this kind and the kind each one points at.
+    pub fn foreign_keys(self) -> &'static [(&'static str, EntityKind)] {
+        match self {
+            EntityKind::Route => &[("service", EntityKind::Service)],
+            EntityKind::KeyAuth => &[("consumer", EntityKind::Consumer)],
+            EntityKind::Plugin => &[
+                ("service", EntityKind::Service),
+                ("route", EntityKind::Route),
+                ("consumer", EntityKind::Consumer),
+            ],
+            EntityKind::Service | EntityKind::Consumer => &[],
+        }
+    }
+
     pub fn from_collection(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.collection() == name)
     }

@@ -134,7 +134,7 @@ impl Indexed {
                             .unwrap_or_else(|| f.id.clone())
                     })
                 };
-                let key = plugin_key(
+                let key = crate::state::plugin_key(
                     &p.name,
                     scope(EntityKind::Service, &p.service).as_deref(),
                     scope(EntityKind::Route, &p.route).as_deref(),
@@ -160,7 +160,7 @@ impl Indexed {
             for f in ["id", "created_at", "updated_at"] {
                 map.remove(f);
             }
-            for (field, target) in fk_fields(kind) {
+            for (field, target) in kind.foreign_keys() {
                 if let Some(id) = fk_id(&Value::Object(map.clone()), field) {
                     let key = self
                         .key_of_id
@@ -177,35 +177,6 @@ impl Indexed {
         }
         v
     }
-}
-
-fn fk_fields(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
-    match kind {
-        EntityKind::Route => &[("service", EntityKind::Service)],
-        EntityKind::KeyAuth => &[("consumer", EntityKind::Consumer)],
-        EntityKind::Plugin => &[
-            ("service", EntityKind::Service),
-            ("route", EntityKind::Route),
-            ("consumer", EntityKind::Consumer),
-        ],
-        EntityKind::Service | EntityKind::Consumer => &[],
-    }
-}
-
-fn plugin_key(
-    name: &str,
-    service: Option<&str>,
-    route: Option<&str>,
-    consumer: Option<&str>,
-    instance: Option<&str>,
-) -> String {
-    format!(
-        "{name}|s={}|r={}|c={}|i={}",
-        service.unwrap_or(""),
-        route.unwrap_or(""),
-        consumer.unwrap_or(""),
-        instance.unwrap_or("")
-    )
 }
 
 /// decK's friendly name for an entity in event lines.
@@ -355,7 +326,7 @@ fn remap_ids(kind: EntityKind, v: &mut Value, id_map: &HashMap<(EntityKind, Stri
     {
         *id = live.clone();
     }
-    for (field, target) in fk_fields(kind) {
+    for (field, target) in kind.foreign_keys() {
         if let Some(Value::Object(fk)) = map.get_mut(*field)
             && let Some(Value::String(id)) = fk.get_mut("id")
             && let Some(live) = id_map.get(&(*target, id.clone()))

@@ -161,7 +161,8 @@ pub fn normalize_config(name: &str, config: &Value) -> Result<Value, Vec<FieldEr
 }
 
 /// Turns one JSON Schema error into field errors with Kong's wording where Kong has one.
-fn schema_error(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
+/// Shared by plugin configs and the store's entity validation.
+pub fn schema_error(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
     use jsonschema::error::ValidationErrorKind as K;
     let base = pointer_to_path(e.instance_path().as_str());
     let join = |field: &str| {
@@ -183,6 +184,14 @@ fn schema_error(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
         K::Type { kind } => vec![FieldError::new(
             base,
             format!("expected {}", type_name(kind)),
+        )],
+        K::Maximum { limit } => vec![FieldError::new(
+            base,
+            format!("value should be at most {limit}"),
+        )],
+        K::Minimum { limit } => vec![FieldError::new(
+            base,
+            format!("value should be at least {limit}"),
         )],
         K::Enum { options } => {
             let list = options
@@ -214,7 +223,13 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
     };
     match kind {
         TypeKind::Single(t) => one(t),
-        TypeKind::Multiple(ts) => ts.iter().map(|t| one(&t)).collect::<Vec<_>>().join(" or "),
+        // `["string", "null"]` is an optional string: Kong says "expected a string".
+        TypeKind::Multiple(ts) => ts
+            .iter()
+            .filter(|t| t.to_string() != "null")
+            .map(|t| one(&t))
+            .collect::<Vec<_>>()
+            .join(" or "),
     }
 }
 

@@ -428,16 +428,7 @@ fn check_references(
     kind: EntityKind,
     value: &Value,
 ) -> Result<(), StoreError> {
-    let refs: &[(&str, EntityKind)] = match kind {
-        EntityKind::Route => &[("service", EntityKind::Service)],
-        EntityKind::KeyAuth => &[("consumer", EntityKind::Consumer)],
-        EntityKind::Plugin => &[
-            ("service", EntityKind::Service),
-            ("route", EntityKind::Route),
-            ("consumer", EntityKind::Consumer),
-        ],
-        EntityKind::Service | EntityKind::Consumer => &[],
-    };
+    let refs = kind.foreign_keys();
     for (field, target) in refs {
         let Some(id) = value
             .get(*field)

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value};
 
 use crate::model::{Consumer, EntityKind, KeyAuthCredential, Plugin, Route, Service};
-use crate::plugins::{self, FieldError, pointer_to_path};
+use crate::plugins::{self, FieldError};
 
 use super::StoreError;
 
@@ -52,7 +52,7 @@ pub fn normalize(kind: EntityKind, body: Value) -> Result<Value, StoreError> {
     let errors: Vec<FieldError> = checker_for(kind)
         .validator
         .iter_errors(&body)
-        .flat_map(|e| field_errors(&e))
+        .flat_map(|e| plugins::schema_error(&e))
         .collect();
     if !errors.is_empty() {
         return Err(StoreError::Schema(errors));
@@ -233,56 +233,4 @@ fn expand_service_url(map: &mut Map<String, Value>) -> Result<(), StoreError> {
         map.insert("path".into(), Value::String(path.to_owned()));
     }
     Ok(())
-}
-
-/// One JSON Schema error as Kong field errors.
-fn field_errors(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
-    use jsonschema::error::ValidationErrorKind as K;
-    let base = pointer_to_path(e.instance_path().as_str());
-    let join = |field: &str| {
-        if base.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{base}.{field}")
-        }
-    };
-    match e.kind() {
-        K::AdditionalProperties { unexpected } => unexpected
-            .iter()
-            .map(|f| FieldError::new(join(f), "unknown field"))
-            .collect(),
-        K::Required { property } => {
-            let field = property.as_str().unwrap_or_default();
-            vec![FieldError::new(join(field), "required field missing")]
-        }
-        K::Type { .. } => {
-            let expected = expected_type(e.to_string());
-            vec![FieldError::new(base, expected)]
-        }
-        K::Maximum { limit } => vec![FieldError::new(
-            base,
-            format!("value should be at most {limit}"),
-        )],
-        K::Minimum { limit } => vec![FieldError::new(
-            base,
-            format!("value should be at least {limit}"),
-        )],
-        _ => vec![FieldError::new(base, e.to_string())],
-    }
-}
-
-fn expected_type(text: String) -> String {
-    for (needle, word) in [
-        ("\"string\"", "expected a string"),
-        ("\"integer\"", "expected an integer"),
-        ("\"boolean\"", "expected a boolean"),
-        ("\"array\"", "expected an array"),
-        ("\"object\"", "expected a record"),
-        ("\"number\"", "expected a number"),
-    ] {
-        if text.contains(needle) {
-            return word.to_owned();
-        }
-    }
-    text
 }
