@@ -5,5 +5,7 @@ mod mock_llm_wire;
 mod proxy_harness;
 mod proxy_key_auth;
 mod proxy_plugins;
+mod providers;
+mod providers_wire;
 mod proxy_routing;
 mod schemas;

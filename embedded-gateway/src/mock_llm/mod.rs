@@ -1,5 +1,6 @@
 //! Owns `mock-llm`: a local LLM provider simulator speaking the real OpenAI Chat Completions
-//! (`POST …/chat/completions`) and Anthropic Messages (`POST …/v1/messages`) wire formats,
+//! (`POST …/chat/completions`), Anthropic Messages (`POST …/v1/messages`), Azure OpenAI,
+//! Gemini/Vertex, Bedrock Converse (event-stream), Cohere v2, Ollama and TGI wire formats,
 //! streaming included, with deterministic answers, real-API auth checks, injected faults, and
 //! a record of every request it received (`GET`/`DELETE /_mock/requests`, `GET /_mock/stats`).
 //!
@@ -9,6 +10,12 @@
 
 mod answer;
 mod anthropic;
+mod azure;
+mod bedrock;
+mod cohere;
+mod convo;
+mod gemini;
+mod ollama;
 mod openai;
 
 use std::future::Future;
@@ -177,7 +184,27 @@ async fn provider(State(s): State<Shared>, req: Request) -> Response {
         json_body.as_ref(),
     );
     let path = parts.uri.path();
-    if parts.method == Method::POST && path.ends_with("/chat/completions") {
+    let query = parts.uri.query();
+    let post = parts.method == Method::POST;
+    if post && path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions") {
+        azure::handle(&s, &parts.headers, query, json_body).await
+    } else if post && gemini::route(path).is_some() {
+        gemini::handle(&s, path, query, &parts.headers, json_body).await
+    } else if post && bedrock::route(path).is_some() {
+        bedrock::handle(&s, path, &parts.headers, json_body).await
+    } else if post && path.ends_with("/v2/chat") {
+        cohere::handle(&s, &parts.headers, json_body).await
+    } else if post && path.ends_with("/api/chat") {
+        ollama::chat(&s, &parts.headers, json_body).await
+    } else if post && (path.ends_with("/generate") || path.ends_with("/generate_stream")) {
+        ollama::generate(
+            &s,
+            &parts.headers,
+            json_body,
+            path.ends_with("/generate_stream"),
+        )
+        .await
+    } else if parts.method == Method::POST && path.ends_with("/chat/completions") {
         openai::handle(&s, &parts.headers, json_body).await
     } else if parts.method == Method::POST && path.ends_with("/v1/messages") {
         anthropic::handle(&s, &parts.headers, json_body).await

@@ -1,0 +1,187 @@
+//! Owns the mock's Gemini endpoints: AI Studio (`/v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent`, key in `x-goog-api-key` or `?key=`) and Vertex
+//! (`/v1/projects/…/models/{model}:…`, Bearer token); `GenerateContentResponse` bodies, SSE
+//! (`alt=sse`) or JSON-array streams, and Google's `{"error":{code,message,status}}` faults.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::answer::{Reply, pieces, text_of, tokens};
+use super::convo::{Convo, gate, unescape};
+use super::{Shared, body_response, json_response, sse_response};
+
+fn error(status: StatusCode, message: &str, code: &str) -> Response {
+    json_response(
+        status,
+        json!({"error": {"code": status.as_u16(), "message": message, "status": code}}),
+    )
+}
+
+/// `(model, stream)` from `…/models/{model}:{operation}`.
+pub fn route(path: &str) -> Option<(String, bool)> {
+    let (rest, op) = path.rsplit_once(':')?;
+    let model = rest.rsplit_once("/models/")?.1;
+    let stream = match op {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    Some((unescape(model), stream))
+}
+
+fn authorized(path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.trim().is_empty())
+    };
+    if path.starts_with("/v1/projects/") {
+        return headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7);
+    }
+    header("x-goog-api-key")
+        || query
+            .unwrap_or("")
+            .split('&')
+            .any(|p| p.starts_with("key=") && p.len() > 4)
+}
+
+fn convo(model: String, body: &Value) -> Convo {
+    let contents = body.get("contents").and_then(Value::as_array);
+    let last = contents.and_then(|c| c.last()).cloned().unwrap_or_default();
+    let parts = last.get("parts").cloned().unwrap_or_default();
+    let response = parts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|p| p.pointer("/functionResponse/response"));
+    let (last_role, last_text) = match response {
+        Some(r) => (
+            "tool".to_owned(),
+            r.get("content")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| r.to_string()),
+        ),
+        None => ("user".to_owned(), text_of(&parts)),
+    };
+    let mut prompt_tokens: u64 = contents
+        .into_iter()
+        .flatten()
+        .map(|c| tokens(&text_of(c.get("parts").unwrap_or(&Value::Null))))
+        .sum();
+    if let Some(s) = body.pointer("/systemInstruction/parts") {
+        prompt_tokens += tokens(&text_of(s));
+    }
+    Convo {
+        model,
+        last_role,
+        last_text,
+        first_tool: body
+            .pointer("/tools/0/functionDeclarations/0/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        prompt_tokens,
+    }
+}
+
+fn response(c: &Convo, parts: Value, finish: Option<&str>, completion: u64) -> Value {
+    let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+    if let Some(f) = finish {
+        candidate["finishReason"] = json!(f);
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": {"promptTokenCount": c.prompt_tokens, "candidatesTokenCount": completion,
+                          "totalTokenCount": c.prompt_tokens + completion},
+        "modelVersion": c.model,
+        "responseId": format!("mock{}", c.id()),
+    })
+}
+
+pub async fn handle(
+    s: &Shared,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> Response {
+    let Some((model, stream)) = route(path) else {
+        return error(StatusCode::NOT_FOUND, "Method not found.", "NOT_FOUND");
+    };
+    if !authorized(path, query, headers) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API key or other form of API consumer identity to call this API.",
+            "PERMISSION_DENIED",
+        );
+    }
+    let Some(body) = body.filter(|b| b.get("contents").is_some_and(Value::is_array)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "* GenerateContentRequest.contents: contents is not specified",
+            "INVALID_ARGUMENT",
+        );
+    };
+    let c = convo(model, &body);
+    let plan = match gate(
+        headers,
+        &c.model,
+        || error(StatusCode::TOO_MANY_REQUESTS, "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"),
+        || error(StatusCode::INTERNAL_SERVER_ERROR, "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting", "INTERNAL"),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let chunks = match c.reply() {
+        Reply::Text(t) => {
+            let n = tokens(&t);
+            let ps = pieces(&t);
+            let last = ps.len() - 1;
+            ps.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let finish = (i == last).then_some("STOP");
+                    response(
+                        &c,
+                        json!([{"text": p}]),
+                        finish,
+                        if i == last { n } else { 0 },
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+        Reply::ToolCall { name, arguments } => {
+            let args: Value = serde_json::from_str(&arguments).unwrap_or_default();
+            vec![response(
+                &c,
+                json!([{"functionCall": {"name": name, "args": args}}]),
+                Some("STOP"),
+                tokens(&arguments),
+            )]
+        }
+    };
+    if !stream {
+        let mut whole = chunks.last().cloned().unwrap_or_default();
+        if let Reply::Text(t) = c.reply() {
+            whole["candidates"][0]["content"]["parts"] = json!([{"text": t}]);
+        }
+        return body_response(whole, plan);
+    }
+    if query.unwrap_or("").split('&').any(|p| p == "alt=sse") {
+        let events = chunks
+            .iter()
+            .map(|v| Bytes::from(format!("data: {v}\r\n\r\n")))
+            .collect();
+        return sse_response(s, events, plan);
+    }
+    // Without alt=sse Gemini streams one JSON array.
+    body_response(Value::Array(chunks), plan)
+}
