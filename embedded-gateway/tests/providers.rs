@@ -17,9 +17,8 @@ pub const GEMINI_KEY: &str = "AIzaSy-test-gemini-key-0123456789";
 pub const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
 /// Cases whose provider speaks OpenAI Chat Completions upstream.
-const OPENAI_WIRE: [&str; 6] = [
+const OPENAI_WIRE: [&str; 5] = [
     "openai",
-    "azure",
     "mistral-openai",
     "huggingface",
     "llama2-openai",

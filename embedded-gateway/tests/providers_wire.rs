@@ -302,3 +302,135 @@ async fn native_gemini_requests_reach_generate_content_unchanged() {
     let r = last_upstream(&s).await;
     assert_eq!(r["body"], body);
 }
+
+#[tokio::test]
+async fn native_bedrock_converse_bodies_pass_through_signed() {
+    let s = start_with(|mock| {
+        let mut ai = pick("bedrock")(mock);
+        ai["llm_format"] = json!("bedrock");
+        ai
+    })
+    .await;
+    let body: Value = serde_json::from_str(include_str!(
+        "../src/ai/fixtures/native_bedrock_with-functions-and-chatter.json"
+    ))
+    .unwrap();
+    let res = s
+        .http
+        .post(s.url("/basic-llm-routing/model/any/converse"))
+        .header("apikey", DEMO_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["output"]["message"]["role"], "assistant");
+    assert!(out["stopReason"].is_string());
+    let r = last_upstream(&s).await;
+    assert_eq!(
+        r["path"],
+        "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+    );
+    assert_eq!(r["body"], body);
+    assert!(
+        r["headers"]["authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("AWS4-HMAC-SHA256 ")
+    );
+}
+
+#[tokio::test]
+async fn mock_llm_rejects_unauthenticated_calls_like_the_real_apis() {
+    let mock = start_mock().await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let converse = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+    let calls = [
+        (
+            "/openai/deployments/d/chat/completions?api-version=2024-10-21",
+            chat.clone(),
+            401,
+            "Access denied",
+        ),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            gemini.clone(),
+            403,
+            "PERMISSION_DENIED",
+        ),
+        (
+            "/v1/projects/p/locations/l/publishers/google/models/g:generateContent",
+            gemini,
+            403,
+            "PERMISSION_DENIED",
+        ),
+        (
+            "/model/m/converse",
+            converse,
+            403,
+            "Missing Authentication Token",
+        ),
+        ("/v2/chat", chat, 401, "no api key supplied"),
+    ];
+    for (path, body, status, needle) in calls {
+        let res = http
+            .post(format!("http://{mock}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains(needle), "{path}: {text}");
+    }
+    let no_version = http
+        .post(format!(
+            "http://{mock}/openai/deployments/d/chat/completions"
+        ))
+        .header("api-key", "k")
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_version.status(), 404);
+}
+
+#[tokio::test]
+async fn mock_llm_streams_bedrock_as_aws_event_stream_frames() {
+    let mock = start_mock().await;
+    let res = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{mock}/model/m/converse-stream"))
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=abc")
+        .header("x-amz-date", "20240101T000000Z")
+        .json(&json!({"messages": [{"role": "user", "content": [{"text": "What is the capital of France?"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+    let bytes = res.bytes().await.unwrap();
+    // Each frame starts with its total length and ends with a CRC; walk them.
+    let mut at = 0;
+    let mut frames = 0;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        assert!(len >= 16 && at + len <= bytes.len());
+        at += len;
+        frames += 1;
+    }
+    assert_eq!(at, bytes.len());
+    // messageStart, one delta per word, contentBlockStop, messageStop, metadata.
+    assert_eq!(
+        frames,
+        4 + "The capital of France is Paris.".split(' ').count()
+    );
+}

@@ -3,6 +3,11 @@
 //! The body, response, stream and errors are OpenAI's (see `openai.rs`); the key goes in the
 //! `api-key` header through `auth.header_name`/`header_value`.
 
+use http::StatusCode;
+use serde_json::Value;
+
+use super::error_type_for;
+use crate::ai::types::ErrorEnvelope;
 use crate::plugins::ai_proxy::ModelOptions;
 
 /// Kong's default `azure_api_version`.
@@ -51,6 +56,25 @@ pub fn endpoint(o: &ModelOptions, base: Option<&str>) -> Result<url::Url, String
     Ok(url)
 }
 
+/// Azure's errors: OpenAI's envelope, but often without `type` and with a string `code`
+/// (`"401"`, `"429"`, `"content_filter"`); the type then follows the status.
+pub fn map_error(body: &[u8], status: StatusCode) -> Option<ErrorEnvelope> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let message = e.get("message")?.as_str()?;
+    let kind = e
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(error_type_for(status));
+    let mut env = ErrorEnvelope::new(message, kind, None);
+    env.error.code = match e.get("code") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Some(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +118,18 @@ mod tests {
             endpoint(&o, None).unwrap().as_str(),
             "http://h/custom?api-version=2024-10-21"
         );
+    }
+
+    #[test]
+    fn azure_errors_without_a_type_take_the_type_of_their_status() {
+        let body = br#"{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit."}}"#;
+        let env = map_error(body, StatusCode::TOO_MANY_REQUESTS).unwrap();
+        assert_eq!(env.error.kind, "rate_limit_error");
+        assert_eq!(env.error.code.as_deref(), Some("429"));
+        let body = br#"{"error":{"message":"The response was filtered","type":null,"param":"prompt","code":"content_filter","status":400}}"#;
+        let env = map_error(body, StatusCode::BAD_REQUEST).unwrap();
+        assert_eq!(env.error.kind, "invalid_request_error");
+        assert_eq!(env.error.code.as_deref(), Some("content_filter"));
     }
 
     #[test]

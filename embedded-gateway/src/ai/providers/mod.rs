@@ -76,11 +76,6 @@ impl ProviderKind {
         })
     }
 
-    /// The translator for a configured provider with default options.
-    pub fn for_provider(p: Provider) -> Option<Self> {
-        Self::for_target(p, &ModelOptions::default())
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
@@ -235,6 +230,7 @@ impl ProviderKind {
     /// Maps a provider error body to the OpenAI envelope.
     pub fn map_error(self, status: StatusCode, body: &[u8]) -> ErrorEnvelope {
         let mapped = match self.wire() {
+            Wire::OpenAi if self == Self::Azure => azure::map_error(body, status),
             Wire::OpenAi => {
                 openai::map_error(body).or_else(|| huggingface::map_error(body, status))
             }
