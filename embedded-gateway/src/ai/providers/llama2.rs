@@ -302,6 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn tgi_errors_map_to_the_openai_envelope() {
+        let kind = ProviderKind::Llama2(Llama2Format::Raw);
+        let env = kind.map_error(
+            http::StatusCode::UNAUTHORIZED,
+            include_bytes!("../fixtures/llama2_raw_responses_unauthorized.json"),
+        );
+        assert_eq!(env.error.message, "Model requires a Pro subscription.");
+        assert_eq!(env.error.kind, "authentication_error");
+        let env = kind.map_error(http::StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(
+            env.error.message,
+            "the llama2 provider answered HTTP 502 (Bad Gateway)"
+        );
+    }
+
+    #[test]
     fn streaming_switches_to_generate_stream_and_tokens_become_chunks() {
         let url = url::Url::parse("http://h:8080/generate").unwrap();
         assert_eq!(request_url(&url, true).path(), "/generate_stream");

@@ -111,6 +111,15 @@ impl ProviderKind {
         }
     }
 
+    /// OpenAI-compatible servers that may be TGI underneath (Hugging Face, vLLM, llama2's
+    /// `openai` format): their finish reasons are normalised to OpenAI's.
+    fn normalizes_finish(self) -> bool {
+        matches!(
+            self,
+            Self::HuggingFace | Self::Vllm | Self::Llama2(Llama2Format::Openai)
+        )
+    }
+
     /// `provider (format)` for messages about self-describing providers.
     pub fn label(self) -> String {
         match self {
@@ -217,6 +226,7 @@ impl ProviderKind {
     /// Turns a successful native response body into an OpenAI `chat.completion` body.
     pub fn convert_response(self, body: Bytes, model: &str) -> Result<Bytes, AiError> {
         match self.wire() {
+            Wire::OpenAi if self.normalizes_finish() => huggingface::convert_response(body),
             Wire::OpenAi => openai::convert_response(body),
             Wire::Anthropic => anthropic::convert_response(&body, model),
             Wire::Gemini => gemini::convert_response(&body, model),
@@ -267,6 +277,9 @@ impl ProviderKind {
     pub fn stream_translator(self, model: &str, include_usage: bool) -> StreamTranslator {
         let chunks = || Chunks::new(model, include_usage);
         match self.wire() {
+            Wire::OpenAi if self.normalizes_finish() => {
+                StreamTranslator::Normalized(huggingface::StreamState::default())
+            }
             Wire::OpenAi => StreamTranslator::OpenAi(openai::StreamState::default()),
             Wire::Anthropic => {
                 StreamTranslator::Anthropic(anthropic::StreamState::new(model, include_usage))
@@ -323,6 +336,8 @@ impl FrameDecoder {
 #[derive(Debug)]
 pub enum StreamTranslator {
     OpenAi(openai::StreamState),
+    /// OpenAI passthrough with TGI finish reasons normalised.
+    Normalized(huggingface::StreamState),
     Anthropic(anthropic::StreamState),
     Gemini(gemini::StreamState),
     Bedrock(bedrock::StreamState),
@@ -336,6 +351,7 @@ impl StreamTranslator {
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) {
         match self {
             Self::OpenAi(s) => s.on_event(ev, out),
+            Self::Normalized(s) => s.on_event(ev, out),
             Self::Anthropic(s) => s.on_event(ev, out),
             Self::Gemini(s) => s.on_event(ev, out),
             Self::Bedrock(s) => s.on_event(ev, out),
@@ -349,6 +365,7 @@ impl StreamTranslator {
     pub fn is_done(&self) -> bool {
         match self {
             Self::OpenAi(s) => s.done,
+            Self::Normalized(s) => s.done,
             Self::Anthropic(s) => s.done,
             Self::Gemini(s) => s.chunks.done,
             Self::Bedrock(s) => s.chunks.done,
