@@ -67,6 +67,8 @@ pub fn request_url(endpoint: &url::Url, model: &str, stream: bool) -> url::Url {
     } else {
         "generateContent"
     };
+    // `models/gemini-…` (the API's resource name) and `gemini-…` name the same model.
+    let model = model.strip_prefix("models/").unwrap_or(model);
     let path = format!("{collection}/{}:{op}", escape(model));
     url.set_path(&path);
     if stream {
@@ -577,6 +579,10 @@ mod tests {
         assert_eq!(
             request_url(&endpoint(&v, None).unwrap(), "gemini-1.5-pro", false).as_str(),
             "https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj/locations/us-central1/publishers/google/models/gemini-1.5-pro:generateContent"
+        );
+        assert_eq!(
+            request_url(&e, "models/gemini-2.0-flash", false).path(),
+            "/v1beta/models/gemini-2.0-flash:generateContent"
         );
         let over = endpoint(&o, Some("http://127.0.0.1:9/")).unwrap();
         assert_eq!(

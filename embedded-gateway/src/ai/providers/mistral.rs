@@ -3,7 +3,33 @@
 //! `mistral_format: ollama` speaks Ollama's `/api/chat` to a self-hosted `upstream_url`
 //! (see `ollama.rs`). Dispatch picks the translator from [`super::ProviderKind::wire`].
 
+use http::StatusCode;
+use serde_json::Value;
+
+use super::{error_type_for, openai};
+use crate::ai::types::ErrorEnvelope;
+
 pub const DEFAULT_BASE: &str = "https://api.mistral.ai:443";
+
+/// OpenAI's nested envelope, or Mistral's own top-level `{"object":"error","message",…}` /
+/// `{"message","request_id"}` bodies.
+pub fn map_error(body: &[u8], status: StatusCode) -> Option<ErrorEnvelope> {
+    if let Some(env) = openai::map_error(body) {
+        return Some(env);
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let message = match v.get("message")? {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let kind = v
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(error_type_for(status));
+    let mut env = ErrorEnvelope::new(message, kind, None);
+    env.error.code = v.get("code").and_then(Value::as_str).map(str::to_owned);
+    Some(env)
+}
 
 #[cfg(test)]
 mod tests {
@@ -68,6 +94,31 @@ mod tests {
             fixture(include_str!(
                 "../fixtures/unit_expected-requests_mistral_ollama_chat.json"
             ))
+        );
+    }
+
+    #[test]
+    fn mistral_error_bodies_map_to_the_openai_envelope() {
+        use super::map_error;
+        use http::StatusCode;
+        let env = map_error(
+            br#"{"message":"Unauthorized","request_id":"abc"}"#,
+            StatusCode::UNAUTHORIZED,
+        )
+        .unwrap();
+        assert_eq!(env.error.message, "Unauthorized");
+        assert_eq!(env.error.kind, "authentication_error");
+        let body = br#"{"object":"error","message":"Invalid model: mistral-huge","type":"invalid_model","param":null,"code":"1500"}"#;
+        let env = map_error(body, StatusCode::BAD_REQUEST).unwrap();
+        assert_eq!(env.error.kind, "invalid_model");
+        assert_eq!(env.error.code.as_deref(), Some("1500"));
+        let nested = br#"{"error":{"message":"Rate limit exceeded","type":"rate_limit_error","code":"1300"}}"#;
+        assert_eq!(
+            map_error(nested, StatusCode::TOO_MANY_REQUESTS)
+                .unwrap()
+                .error
+                .kind,
+            "rate_limit_error"
         );
     }
 

@@ -241,6 +241,7 @@ impl ProviderKind {
     pub fn map_error(self, status: StatusCode, body: &[u8]) -> ErrorEnvelope {
         let mapped = match self.wire() {
             Wire::OpenAi if self == Self::Azure => azure::map_error(body, status),
+            Wire::OpenAi if matches!(self, Self::Mistral(_)) => mistral::map_error(body, status),
             Wire::OpenAi => {
                 openai::map_error(body).or_else(|| huggingface::map_error(body, status))
             }
