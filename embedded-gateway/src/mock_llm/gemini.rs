@@ -142,19 +142,15 @@ pub async fn handle(
     };
     let chunks = match c.reply() {
         Reply::Text(t) => {
-            let n = tokens(&t);
             let ps = pieces(&t);
             let last = ps.len() - 1;
+            // Like Gemini, every chunk carries running totals.
             ps.iter()
                 .enumerate()
                 .map(|(i, p)| {
                     let finish = (i == last).then_some("STOP");
-                    response(
-                        &c,
-                        json!([{"text": p}]),
-                        finish,
-                        if i == last { n } else { 0 },
-                    )
+                    let so_far = tokens(&ps[..=i].concat());
+                    response(&c, json!([{"text": p}]), finish, so_far)
                 })
                 .collect::<Vec<_>>()
         }
