@@ -500,8 +500,8 @@ impl AiPlugin {
         include_usage: bool,
         response: reqwest::Response,
     ) -> Result<Response<Body>, AiError> {
+        let mut decoder = FrameDecoder::for_response(kind, response.headers().get(CONTENT_TYPE));
         let mut upstream = response.bytes_stream();
-        let mut decoder = kind.frame_decoder();
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
         while first.is_empty() && !translator.is_done() {

@@ -421,19 +421,86 @@ pub fn map_error(body: &[u8]) -> Option<ErrorEnvelope> {
     Some(ErrorEnvelope::new(message, kind, status))
 }
 
-/// Per-response state for `streamGenerateContent?alt=sse` translation.
+/// Splits a streamed JSON array (`[{…},\n{…}]`, Gemini without `alt=sse`) into one event
+/// per top-level object, whatever the read boundaries, and `[DONE]` at the array's end; a
+/// bare object stream works too.
+#[derive(Debug, Default)]
+pub struct JsonArrayDecoder {
+    object: Vec<u8>,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonArrayDecoder {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
+        for &b in chunk {
+            if self.depth == 0 {
+                if b == b'{' {
+                    self.depth = 1;
+                    self.object.clear();
+                    self.object.push(b);
+                } else if b == b']' {
+                    // The array's end, reported like SSE's terminator (as Kong does).
+                    out.push(SseEvent {
+                        event: None,
+                        data: "[DONE]".into(),
+                    });
+                }
+                // `[`, `,` and whitespace between objects.
+                continue;
+            }
+            self.object.push(b);
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        out.push(SseEvent {
+                            event: None,
+                            data: String::from_utf8_lossy(&self.object).into_owned(),
+                        });
+                        self.object.clear();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Per-response state for `streamGenerateContent` translation.
 #[derive(Debug)]
 pub struct StreamState {
     pub chunks: Chunks,
+    /// Every chunk uses the first `responseId` seen.
+    id_seen: bool,
 }
 
 impl StreamState {
     pub fn new(chunks: Chunks) -> Self {
-        Self { chunks }
+        Self {
+            chunks,
+            id_seen: false,
+        }
     }
 
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) {
         if self.chunks.done {
+            return;
+        }
+        if ev.data == "[DONE]" {
+            self.on_close(out);
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
@@ -451,9 +518,10 @@ impl StreamState {
             return;
         }
         if let Some(id) = v.get("responseId").and_then(Value::as_str)
-            && !self.chunks_started()
+            && !self.id_seen
         {
             self.chunks.id = id.to_owned();
+            self.id_seen = true;
         }
         self.chunks.start(out);
         let (text, calls) = parts_of(&v);
@@ -466,14 +534,18 @@ impl StreamState {
         if let Some(u) = usage_of(&v) {
             self.chunks.usage = u;
         }
+        // The stream ends when the upstream closes it (see `StreamTranslator::on_close`).
         if let Some(f) = finish_of(&v, self.chunks.tool_calls > 0) {
             self.chunks.finish_reason = Some(f);
-            self.chunks.finish(out);
         }
     }
 
-    fn chunks_started(&self) -> bool {
-        self.chunks.tool_calls > 0 || self.chunks.finish_reason.is_some()
+    /// The end of the stream: finishes once a finish reason was seen (else the caller
+    /// reports a truncated stream).
+    pub fn on_close(&mut self, out: &mut Vec<Bytes>) {
+        if !self.chunks.done && self.chunks.finish_reason.is_some() {
+            self.chunks.finish(out);
+        }
     }
 }
 
@@ -658,12 +730,18 @@ mod tests {
         let mut dec = SseDecoder::default();
         let mut events = Vec::new();
         dec.feed(stream.as_bytes(), &mut events);
-        let mut st = StreamState::new(Chunks::new("gemini", true));
+        let mut st =
+            super::super::StreamTranslator::Gemini(StreamState::new(Chunks::new("gemini", true)));
         let mut out = Vec::new();
         for e in &events {
             st.on_event(e, &mut out);
         }
-        assert!(st.chunks.done);
+        assert!(
+            !st.is_done(),
+            "a Gemini stream ends when the upstream closes it"
+        );
+        st.on_close(&mut out);
+        assert!(st.is_done());
         let frames: Vec<Value> = out[..out.len() - 1]
             .iter()
             .map(|b| parse(b.strip_prefix(b"data: ").unwrap().trim_ascii_end()))
@@ -681,5 +759,93 @@ mod tests {
             frames.last().unwrap()["usage"],
             json!({"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12})
         );
+    }
+
+    fn split_decode(parts: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = JsonArrayDecoder::default();
+        let mut out = Vec::new();
+        for p in parts {
+            d.feed(p, &mut out);
+        }
+        out
+    }
+
+    fn expected_events(text: &[u8]) -> Vec<String> {
+        serde_json::from_slice::<Vec<Value>>(text)
+            .unwrap()
+            .into_iter()
+            .map(|e| e["data"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn kongs_partial_json_array_vectors_split_into_their_expected_objects() {
+        for (input, expected) in [
+            (
+                &include_bytes!("../fixtures/chunks_partial-json-beginning_input.bin")[..],
+                &include_bytes!("../fixtures/chunks_partial-json-beginning_expected-output.json")[..],
+            ),
+            (
+                include_bytes!("../fixtures/chunks_partial-json-end_input.bin"),
+                include_bytes!("../fixtures/chunks_partial-json-end_expected-output.json"),
+            ),
+        ] {
+            let want = expected_events(expected);
+            let got: Vec<String> = split_decode(&[input]).into_iter().map(|e| e.data).collect();
+            assert_eq!(got, want);
+            for cut in (0..input.len()).step_by(7) {
+                let (a, b) = input.split_at(cut);
+                let got: Vec<String> = split_decode(&[a, b]).into_iter().map(|e| e.data).collect();
+                assert_eq!(got, want, "split at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn kongs_split_json_array_streams_translate_to_the_full_text() {
+        let cases: [(&[&[u8]], &[u8]); 2] = [
+            (
+                &[
+                    include_bytes!("../fixtures/chunks_partial-json-split_input-1.bin"),
+                    include_bytes!("../fixtures/chunks_partial-json-split_input-2.bin"),
+                ],
+                include_bytes!("../fixtures/chunks_partial-json-split_expected-output.bin"),
+            ),
+            (
+                &[
+                    include_bytes!("../fixtures/chunks_partial-json-split-three-parts_input-1.bin"),
+                    include_bytes!("../fixtures/chunks_partial-json-split-three-parts_input-2.bin"),
+                    include_bytes!("../fixtures/chunks_partial-json-split-three-parts_input-3.bin"),
+                ],
+                include_bytes!(
+                    "../fixtures/chunks_partial-json-split-three-parts_expected-output.bin"
+                ),
+            ),
+        ];
+        for (parts, expected) in cases {
+            let events = split_decode(parts);
+            let mut st =
+                super::super::StreamTranslator::Gemini(StreamState::new(Chunks::new("g", false)));
+            let mut out = Vec::new();
+            for e in &events {
+                st.on_event(e, &mut out);
+            }
+            st.on_close(&mut out);
+            assert!(st.is_done());
+            let text: String = out
+                .iter()
+                .filter_map(|b| {
+                    serde_json::from_slice::<Value>(b.strip_prefix(b"data: ")?.trim_ascii_end())
+                        .ok()
+                })
+                .filter_map(|c| {
+                    c["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            // Every chunk says STOP (older Gemini); none of the text may be lost.
+            assert_eq!(text.as_bytes(), expected);
+        }
     }
 }

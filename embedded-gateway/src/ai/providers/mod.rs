@@ -265,7 +265,7 @@ impl ProviderKind {
         })
     }
 
-    /// How the provider frames its stream.
+    /// How the provider frames its stream when the response does not say.
     pub fn frame_decoder(self) -> FrameDecoder {
         match self.wire() {
             Wire::Bedrock => FrameDecoder::EventStream(bedrock::EventStreamDecoder::default()),
@@ -306,21 +306,46 @@ pub fn error_type_for(status: StatusCode) -> &'static str {
     }
 }
 
-/// Splits a provider's byte stream into events: SSE, AWS event-stream or JSON lines. Each
-/// event arrives as an [`SseEvent`] (`event` = the event type where the framing has one).
+/// Splits a provider's byte stream into events: SSE, AWS event-stream, JSON lines or a
+/// streamed JSON array. Each event arrives as an [`SseEvent`] (`event` = the event type where
+/// the framing has one).
 #[derive(Debug)]
 pub enum FrameDecoder {
     Sse(SseDecoder),
     EventStream(bedrock::EventStreamDecoder),
     JsonLines(ollama::JsonLinesDecoder),
+    JsonArray(gemini::JsonArrayDecoder),
 }
 
 impl FrameDecoder {
+    /// The decoder for a streamed response's `Content-Type` (as Kong's `frame_to_events`
+    /// does), else the provider's usual framing.
+    pub fn for_response(kind: ProviderKind, content_type: Option<&http::HeaderValue>) -> Self {
+        let essence = content_type
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        match essence.as_deref() {
+            Some("text/event-stream") => Self::Sse(SseDecoder::default()),
+            Some("application/vnd.amazon.eventstream") => {
+                Self::EventStream(bedrock::EventStreamDecoder::default())
+            }
+            Some("application/x-ndjson" | "application/stream+json" | "application/jsonl") => {
+                Self::JsonLines(ollama::JsonLinesDecoder::default())
+            }
+            Some("application/json") if kind.wire() != Wire::Ollama => {
+                Self::JsonArray(gemini::JsonArrayDecoder::default())
+            }
+            _ => kind.frame_decoder(),
+        }
+    }
+
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) {
         match self {
             Self::Sse(d) => d.feed(chunk, out),
             Self::EventStream(d) => d.feed(chunk, out),
             Self::JsonLines(d) => d.feed(chunk, out),
+            Self::JsonArray(d) => d.feed(chunk, out),
         }
     }
 
@@ -329,6 +354,7 @@ impl FrameDecoder {
             Self::Sse(d) => d.finish(out),
             Self::EventStream(d) => d.finish(out),
             Self::JsonLines(d) => d.finish(out),
+            Self::JsonArray(_) => {}
         }
     }
 }
@@ -376,9 +402,9 @@ impl StreamTranslator {
         }
     }
 
-    /// Called when the upstream closed the stream. Gemini's stream has no terminator, so a
-    /// close after content finishes it; Bedrock finishes once `messageStop` was seen even if
-    /// its `metadata` event never came.
+    /// Called when the upstream closed the stream. Gemini's stream has no terminator (and
+    /// older models mark every chunk `STOP`), so it finishes on close once a finish reason was
+    /// seen; Bedrock finishes once `messageStop` was seen even if `metadata` never came.
     pub fn on_close(&mut self, out: &mut Vec<Bytes>) {
         let chunks = match self {
             Self::Gemini(s) => &mut s.chunks,
@@ -760,4 +786,69 @@ pub fn native_request(
         }
     }
     encode(&Value::Object(body), kind.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn decoder(kind: ProviderKind, ct: Option<&'static str>) -> &'static str {
+        let ct = ct.map(HeaderValue::from_static);
+        match FrameDecoder::for_response(kind, ct.as_ref()) {
+            FrameDecoder::Sse(_) => "sse",
+            FrameDecoder::EventStream(_) => "eventstream",
+            FrameDecoder::JsonLines(_) => "jsonlines",
+            FrameDecoder::JsonArray(_) => "jsonarray",
+        }
+    }
+
+    #[test]
+    fn the_stream_decoder_follows_the_response_content_type_then_the_provider() {
+        let g = ProviderKind::Gemini;
+        assert_eq!(decoder(g, Some("text/event-stream; charset=utf-8")), "sse");
+        assert_eq!(
+            decoder(g, Some("application/json; charset=UTF-8")),
+            "jsonarray"
+        );
+        assert_eq!(
+            decoder(
+                ProviderKind::Bedrock,
+                Some("application/vnd.amazon.eventstream")
+            ),
+            "eventstream"
+        );
+        assert_eq!(decoder(ProviderKind::Bedrock, None), "eventstream");
+        assert_eq!(
+            decoder(ProviderKind::Ollama, Some("application/x-ndjson")),
+            "jsonlines"
+        );
+        // Ollama labels its NDJSON stream application/json in some versions.
+        assert_eq!(
+            decoder(ProviderKind::Ollama, Some("application/json")),
+            "jsonlines"
+        );
+        assert_eq!(decoder(ProviderKind::Cohere, None), "sse");
+    }
+
+    #[test]
+    fn every_configured_provider_has_a_translator_and_a_name() {
+        use crate::plugins::ai_proxy::Provider::*;
+        for p in [
+            Openai,
+            Azure,
+            Anthropic,
+            Bedrock,
+            Gemini,
+            Mistral,
+            Cohere,
+            Llama2,
+            Huggingface,
+            Ollama,
+            Vllm,
+        ] {
+            let kind = ProviderKind::for_target(p, &ModelOptions::default()).unwrap();
+            assert_eq!(kind.name(), p.as_str());
+        }
+    }
 }

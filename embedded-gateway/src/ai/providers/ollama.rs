@@ -421,4 +421,25 @@ mod tests {
         assert_eq!(env.error.message, "model 'x' not found");
         assert_eq!(env.error.kind, "not_found_error");
     }
+
+    #[test]
+    fn kongs_complete_json_lines_vector_splits_into_its_expected_events() {
+        let input = include_bytes!("../fixtures/chunks_complete-json_input.bin");
+        let expected: Vec<String> = serde_json::from_slice::<Vec<Value>>(include_bytes!(
+            "../fixtures/chunks_complete-json_expected-output.json"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|e| e["data"].as_str().unwrap().to_owned())
+        .collect();
+        for cut in 0..input.len() {
+            let mut d = JsonLinesDecoder::default();
+            let mut out = Vec::new();
+            d.feed(&input[..cut], &mut out);
+            d.feed(&input[cut..], &mut out);
+            d.finish(&mut out);
+            let got: Vec<String> = out.into_iter().map(|e| e.data).collect();
+            assert_eq!(got, expected, "split at {cut}");
+        }
+    }
 }
