@@ -33,7 +33,7 @@ const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", 
 /// One target, with everything a request needs precomputed.
 #[derive(Debug)]
 struct CompiledTarget {
-    kind: Option<ProviderKind>,
+    kind: ProviderKind,
     provider: &'static str,
     model_name: Option<String>,
     /// `X-Kong-LLM-Model` for a configured model name.
@@ -53,22 +53,13 @@ struct CompiledTarget {
 impl CompiledTarget {
     /// The provider and the URL for one request, or the 500 for a target that cannot be used.
     fn endpoint(&self, model: &str, stream: bool) -> Result<(ProviderKind, url::Url), AiError> {
-        match (self.kind, &self.url) {
-            (Some(k), Ok(u)) => Ok((k, k.request_url(u, model, stream))),
-            (_, Err(why)) => Err(AiError::new(
+        match &self.url {
+            Ok(u) => Ok((self.kind, self.kind.request_url(u, model, stream))),
+            Err(why) => Err(AiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "api_error",
-                "provider_unsupported",
+                "provider_misconfigured",
                 why.clone(),
-            )),
-            (None, Ok(_)) => Err(AiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "provider_unsupported",
-                format!(
-                    "the '{}' provider is not supported by this gateway yet",
-                    self.provider
-                ),
             )),
         }
     }
@@ -635,15 +626,10 @@ fn stream_error(kind: ProviderKind, message: &str) -> Bytes {
 fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTarget {
     let kind = ProviderKind::for_target(t.model.provider, &t.model.options);
     let provider = t.model.provider.as_str();
-    let url = match kind {
-        Some(k) => k.endpoint(
-            &t.model.options,
-            overrides.get(provider).map(String::as_str),
-        ),
-        None => Err(format!(
-            "the '{provider}' provider is not supported by this gateway yet"
-        )),
-    };
+    let url = kind.endpoint(
+        &t.model.options,
+        overrides.get(provider).map(String::as_str),
+    );
     let signer =
         (t.model.provider == Provider::Bedrock).then(|| Signer::new(&t.auth, &t.model.options));
     let a = &t.auth;

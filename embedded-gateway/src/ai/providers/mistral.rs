@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn the_openai_format_goes_to_mistrals_public_api_and_matches_kongs_request() {
         let o = options(MistralFormat::Openai);
-        let kind = ProviderKind::for_target(Provider::Mistral, &o).unwrap();
+        let kind = ProviderKind::for_target(Provider::Mistral, &o);
         assert_eq!(
             kind.endpoint(&o, None).unwrap().as_str(),
             "https://api.mistral.ai/v1/chat/completions"
@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn the_ollama_format_builds_kongs_ollama_body_and_needs_an_upstream_url() {
         let o = options(MistralFormat::Ollama);
-        let kind = ProviderKind::for_target(Provider::Mistral, &o).unwrap();
+        let kind = ProviderKind::for_target(Provider::Mistral, &o);
         let err = kind.endpoint(&o, None).unwrap_err();
         assert!(err.contains("upstream_url"), "{err}");
         assert!(err.contains("mistral_format ollama"), "{err}");
@@ -136,7 +136,7 @@ mod tests {
                 include_str!("../fixtures/unit_expected-responses_mistral_ollama_chat.json"),
             ),
         ] {
-            let kind = ProviderKind::for_target(Provider::Mistral, &options(format)).unwrap();
+            let kind = ProviderKind::for_target(Provider::Mistral, &options(format));
             let out = kind
                 .convert_response(bytes::Bytes::from(real.to_owned()), "mistral-tiny")
                 .unwrap();

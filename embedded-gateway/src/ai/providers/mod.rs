@@ -58,8 +58,8 @@ pub enum Wire {
 impl ProviderKind {
     /// The translator for a configured provider; `mistral_format`/`llama2_format` choose the
     /// wire format of the two self-describing providers (OpenAI when unset).
-    pub fn for_target(p: Provider, options: &ModelOptions) -> Option<Self> {
-        Some(match p {
+    pub fn for_target(p: Provider, options: &ModelOptions) -> Self {
+        match p {
             Provider::Openai => Self::OpenAi,
             Provider::Anthropic => Self::Anthropic,
             Provider::Azure => Self::Azure,
@@ -73,7 +73,7 @@ impl ProviderKind {
             Provider::Llama2 => Self::Llama2(options.llama2_format.unwrap_or(Llama2Format::Openai)),
             Provider::Ollama => Self::Ollama,
             Provider::Vllm => Self::Vllm,
-        })
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -847,7 +847,7 @@ mod tests {
             Ollama,
             Vllm,
         ] {
-            let kind = ProviderKind::for_target(p, &ModelOptions::default()).unwrap();
+            let kind = ProviderKind::for_target(p, &ModelOptions::default());
             assert_eq!(kind.name(), p.as_str());
         }
     }

@@ -292,7 +292,7 @@ mod tests {
             llama2_format: Some(Llama2Format::Ollama),
             ..Default::default()
         };
-        let k = ProviderKind::for_target(Provider::Llama2, &o).unwrap();
+        let k = ProviderKind::for_target(Provider::Llama2, &o);
         let body = k.build_request(req, "llama2", &o, false).unwrap();
         assert_eq!(
             parse(&body),
