@@ -434,3 +434,87 @@ async fn mock_llm_streams_bedrock_as_aws_event_stream_frames() {
         4 + "The capital of France is Paris.".split(' ').count()
     );
 }
+
+/// A throwaway Google service account with a freshly generated RSA key.
+fn service_account(token_uri: &str) -> String {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use base64::Engine;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der: Pkcs8V1Der = key.as_der().unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    json!({"type": "service_account", "client_email": "gantry@my-proj.iam.gserviceaccount.com",
+           "private_key": pem, "token_uri": token_uri})
+    .to_string()
+}
+
+#[tokio::test]
+async fn vertex_with_a_service_account_mints_one_cached_bearer_token() {
+    let s = start_with(|mock| {
+        let mut t = cases(mock)
+            .into_iter()
+            .find(|c| c.name == "gemini-vertex")
+            .unwrap()
+            .target;
+        t["auth"] = json!({"gcp_use_service_account": true,
+            "gcp_service_account_json": service_account(&format!("http://{mock}/token"))});
+        json!({"targets": [t]})
+    })
+    .await;
+    for _ in 0..2 {
+        let res = s.chat(hello("x")).await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "The capital of France is Paris."
+        );
+    }
+    let seen = s.upstream_requests().await;
+    let paths: Vec<&str> = seen.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/token").count(),
+        1,
+        "{paths:?}"
+    );
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    let token_req = &seen[0];
+    let form = token_req["body"].as_str().unwrap();
+    assert!(
+        form.starts_with(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion="
+        ),
+        "{form}"
+    );
+    let auth = seen[2]["headers"]["authorization"].as_str().unwrap();
+    assert!(auth.starts_with("Bearer ya29.mock-"), "{auth}");
+    // Only the signed assertion leaves the gateway, never the key.
+    assert!(!seen.iter().any(|r| r.to_string().contains("PRIVATE KEY")));
+}
+
+#[tokio::test]
+async fn a_failing_token_exchange_is_a_500_that_names_google_auth() {
+    let s = start_with(|mock| {
+        let mut t = cases(mock)
+            .into_iter()
+            .find(|c| c.name == "gemini-vertex")
+            .unwrap()
+            .target;
+        // The token endpoint rejects anything but the JWT grant; point it at a 404 instead.
+        t["auth"] = json!({"gcp_use_service_account": true,
+            "gcp_service_account_json": service_account(&format!("http://{mock}/no-such-token-endpoint"))});
+        json!({"targets": [t]})
+    })
+    .await;
+    let res = s.chat(hello("x")).await;
+    assert_eq!(res.status(), 500);
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "gcp_auth_failed");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("HTTP 404"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("PRIVATE"));
+}

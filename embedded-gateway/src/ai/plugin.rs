@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::AiError;
 use super::providers::bedrock::Signer;
+use super::providers::vertex::TokenSource;
 use super::providers::{self, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
@@ -43,6 +44,8 @@ struct CompiledTarget {
     options: ModelOptions,
     /// SigV4 signing (Bedrock).
     signer: Option<Signer>,
+    /// Service-account access tokens (Gemini on Vertex with `gcp_use_service_account`).
+    gcp: Option<std::sync::Arc<TokenSource>>,
     auth_header: Option<(HeaderName, HeaderValue)>,
     auth_param: Option<(String, String, ParamLocation)>,
     allow_override: bool,
@@ -126,6 +129,18 @@ pub struct AiPlugin {
     write_timeout: Duration,
     /// `llm_format` other than `openai`: the client speaks the provider's own API.
     native: Option<LlmFormat>,
+}
+
+/// Per-request inputs of [`AiPlugin::build_upstream`].
+struct Upstream<'a> {
+    model: &'a str,
+    stream: bool,
+    /// Client headers (credentials are stripped unless the target allows overriding).
+    headers: HeaderMap,
+    /// `llm_format` native: the body passes through untranslated.
+    native: bool,
+    /// A minted `Authorization` value (Vertex service account) that wins over all others.
+    bearer: Option<HeaderValue>,
 }
 
 /// What the proxy hands the plugin for one request.
@@ -239,8 +254,23 @@ impl AiPlugin {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let (kind, url) = target.endpoint(&model, stream)?;
-        let upstream =
-            self.build_upstream(target, kind, url, body, &model, stream, req.headers, native)?;
+        let bearer = match &target.gcp {
+            Some(gcp) => Some(gcp.bearer(req.client).await?),
+            None => None,
+        };
+        let upstream = self.build_upstream(
+            target,
+            kind,
+            url,
+            body,
+            Upstream {
+                model: &model,
+                stream,
+                headers: req.headers,
+                native,
+                bearer,
+            },
+        )?;
         let sent = Instant::now();
         let proxy_latency = sent.duration_since(req.started);
         let response = self.send(req.client, upstream, kind).await?;
@@ -275,18 +305,21 @@ impl AiPlugin {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build_upstream(
         &self,
         target: &CompiledTarget,
         kind: ProviderKind,
         mut url: url::Url,
         mut body: Map<String, Value>,
-        model: &str,
-        stream: bool,
-        mut headers: HeaderMap,
-        native: bool,
+        up: Upstream<'_>,
     ) -> Result<reqwest::Request, AiError> {
+        let Upstream {
+            model,
+            stream,
+            mut headers,
+            native,
+            bearer,
+        } = up;
         if !target.allow_override {
             for h in CREDENTIAL_HEADERS {
                 headers.remove(h);
@@ -296,6 +329,9 @@ impl AiPlugin {
             && !(target.allow_override && headers.contains_key(name))
         {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some(v) = bearer {
+            headers.insert(http::header::AUTHORIZATION, v);
         }
         if let Some((name, value, location)) = &target.auth_param {
             match location {
@@ -626,10 +662,18 @@ fn stream_error(kind: ProviderKind, message: &str) -> Bytes {
 fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTarget {
     let kind = ProviderKind::for_target(t.model.provider, &t.model.options);
     let provider = t.model.provider.as_str();
-    let url = kind.endpoint(
+    let mut url = kind.endpoint(
         &t.model.options,
         overrides.get(provider).map(String::as_str),
     );
+    let gcp = match TokenSource::from_auth(&t.auth) {
+        Some(Ok(ts)) => Some(std::sync::Arc::new(ts)),
+        Some(Err(why)) => {
+            url = Err(why);
+            None
+        }
+        None => None,
+    };
     let signer =
         (t.model.provider == Provider::Bedrock).then(|| Signer::new(&t.auth, &t.model.options));
     let a = &t.auth;
@@ -674,6 +718,7 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         url,
         options: t.model.options.clone(),
         signer,
+        gcp,
         auth_header,
         auth_param,
         allow_override: a.allow_override,

@@ -19,6 +19,59 @@ fn error(status: StatusCode, message: &str, code: &str) -> Response {
     )
 }
 
+/// Google's OAuth token endpoint for service accounts (`POST /token`, RFC 7523 JWT bearer
+/// grant): checks the grant type and that the assertion is an RS256 JWT for the
+/// cloud-platform scope (not its signature), and issues a deterministic access token.
+pub fn token(body: &[u8]) -> Response {
+    let invalid = |why: &str| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_grant", "error_description": why}),
+        )
+    };
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}),
+        );
+    }
+    let Some(jwt) = form.get("assertion") else {
+        return invalid(
+            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe",
+        );
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let decode = |p: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let (Some(header), Some(claims)) = (
+        parts.first().and_then(|p| decode(p)),
+        parts.get(1).and_then(|p| decode(p)),
+    ) else {
+        return invalid("Invalid JWT Signature.");
+    };
+    let scope_ok = claims["scope"]
+        .as_str()
+        .is_some_and(|s| s.contains("cloud-platform"));
+    if parts.len() != 3 || header["alg"] != "RS256" || !scope_ok || !claims["iss"].is_string() {
+        return invalid("Invalid JWT Signature.");
+    }
+    let iss = claims["iss"].as_str().unwrap_or("");
+    json_response(
+        StatusCode::OK,
+        json!({"access_token": format!("ya29.mock-{}", super::answer::stable_id(iss)),
+               "expires_in": 3599, "token_type": "Bearer"}),
+    )
+}
+
 /// `(model, stream)` from `…/models/{model}:{operation}`.
 pub fn route(path: &str) -> Option<(String, bool)> {
     let (rest, op) = path.rsplit_once(':')?;

@@ -13,6 +13,7 @@ pub mod llama2;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;
+pub mod vertex;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
