@@ -256,8 +256,21 @@ pub fn build_request(
     if !config.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(config));
     }
+    let mut extra = match tuning(&req, "additionalModelRequestFields") {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
     if let Some(k) = t.top_k {
-        body.insert("additionalModelRequestFields".into(), json!({"top_k": k}));
+        extra.entry("top_k").or_insert(k);
+    }
+    if !extra.is_empty() {
+        body.insert("additionalModelRequestFields".into(), Value::Object(extra));
+    }
+    // Bedrock-only fields a client may add to its OpenAI body pass through.
+    for key in ["guardrailConfig", "promptVariables", "requestMetadata"] {
+        if let Some(v) = tuning(&req, key) {
+            body.insert(key.into(), v.clone());
+        }
     }
     if let Some(tc) = tool_config(&req) {
         body.insert("toolConfig".into(), tc);
@@ -710,6 +723,15 @@ mod tests {
         );
         assert_eq!(b["inferenceConfig"]["stopSequences"], json!(["END"]));
         assert_eq!(b["additionalModelRequestFields"], json!({"top_k": 5}));
+        let req = object(json!({"messages": [{"role": "user", "content": "hi"}],
+            "guardrailConfig": {"guardrailIdentifier": "g1", "guardrailVersion": "1"},
+            "additionalModelRequestFields": {"reasoning_config": {"type": "enabled"}}}));
+        let b = parse(&build_request(req, "m", &ModelOptions::default(), false).unwrap());
+        assert_eq!(b["guardrailConfig"]["guardrailIdentifier"], "g1");
+        assert_eq!(
+            b["additionalModelRequestFields"]["reasoning_config"]["type"],
+            "enabled"
+        );
     }
 
     #[test]

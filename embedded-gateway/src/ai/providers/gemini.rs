@@ -124,6 +124,12 @@ pub fn build_request(
     if let Some(tc) = tool_config(&req) {
         body.insert("toolConfig".into(), tc);
     }
+    // Gemini-only fields a client may add to its OpenAI body pass through.
+    for key in ["safetySettings", "cachedContent", "labels"] {
+        if let Some(v) = tuning(&req, key) {
+            body.insert(key.into(), v.clone());
+        }
+    }
     encode(&Value::Object(body), "gemini")
 }
 
@@ -626,6 +632,10 @@ mod tests {
             b["generationConfig"]["responseMimeType"],
             "application/json"
         );
+        let req = object(json!({"messages": [{"role": "user", "content": "hi"}],
+            "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}));
+        let b = parse(&build_request(req, "g", &ModelOptions::default(), false).unwrap());
+        assert_eq!(b["safetySettings"][0]["threshold"], "BLOCK_NONE");
     }
 
     #[test]
