@@ -518,3 +518,48 @@ async fn a_failing_token_exchange_is_a_500_that_names_google_auth() {
     );
     assert!(!e.to_string().contains("PRIVATE"));
 }
+
+#[tokio::test]
+async fn bedrock_assumes_the_configured_role_and_signs_with_its_session() {
+    let s = start_with(|mock| {
+        let mut t = cases(mock)
+            .into_iter()
+            .find(|c| c.name == "bedrock")
+            .unwrap()
+            .target;
+        t["model"]["options"]["bedrock"] = json!({"aws_region": "us-east-1",
+            "aws_assume_role_arn": "arn:aws:iam::123456789012:role/bedrock-invoke",
+            "aws_role_session_name": "gantry-test",
+            "aws_sts_endpoint_url": format!("http://{mock}/")});
+        json!({"targets": [t]})
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(s.chat(hello("x")).await.status(), 200);
+    }
+    let seen = s.upstream_requests().await;
+    assert_eq!(seen.len(), 3, "one AssumeRole, two Converse calls");
+    let sts = &seen[0];
+    assert!(
+        sts["headers"]["authorization"]
+            .as_str()
+            .unwrap()
+            .contains("Credential=AKIDEXAMPLE/")
+    );
+    assert!(
+        sts["body"]
+            .as_str()
+            .unwrap()
+            .contains("RoleSessionName=gantry-test")
+    );
+    for converse in &seen[1..] {
+        let auth = converse["headers"]["authorization"].as_str().unwrap();
+        assert!(auth.contains("Credential=ASIAMOCK"), "{auth}");
+        assert!(
+            converse["headers"]["x-amz-security-token"]
+                .as_str()
+                .unwrap()
+                .starts_with("mock-session-")
+        );
+    }
+}

@@ -141,6 +141,8 @@ struct Upstream<'a> {
     native: bool,
     /// A minted `Authorization` value (Vertex service account) that wins over all others.
     bearer: Option<HeaderValue>,
+    /// Credentials for SigV4 (Bedrock), resolved for this request.
+    aws: Option<aws_credential_types::Credentials>,
 }
 
 /// What the proxy hands the plugin for one request.
@@ -258,6 +260,10 @@ impl AiPlugin {
             Some(gcp) => Some(gcp.bearer(req.client).await?),
             None => None,
         };
+        let aws = match &target.signer {
+            Some(signer) => Some(signer.resolve(req.client).await?),
+            None => None,
+        };
         let upstream = self.build_upstream(
             target,
             kind,
@@ -269,6 +275,7 @@ impl AiPlugin {
                 headers: req.headers,
                 native,
                 bearer,
+                aws,
             },
         )?;
         let sent = Instant::now();
@@ -319,6 +326,7 @@ impl AiPlugin {
             mut headers,
             native,
             bearer,
+            aws,
         } = up;
         if !target.allow_override {
             for h in CREDENTIAL_HEADERS {
@@ -361,8 +369,8 @@ impl AiPlugin {
         };
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;
-        if let Some(signer) = &target.signer {
-            signer.sign(&mut r, &bytes)?;
+        if let (Some(signer), Some(creds)) = (&target.signer, &aws) {
+            signer.sign(&mut r, &bytes, creds)?;
         }
         *r.body_mut() = Some(bytes.into());
         Ok(r)

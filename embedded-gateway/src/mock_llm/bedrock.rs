@@ -7,7 +7,7 @@ use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::answer::{Reply, pieces, stable_id, text_of, tokens};
@@ -19,6 +19,49 @@ fn error(status: StatusCode, kind: &'static str, message: &str) -> Response {
     r.headers_mut().insert(
         "x-amzn-errortype",
         axum::http::HeaderValue::from_static(kind),
+    );
+    r
+}
+
+/// True for an STS `AssumeRole` call (form-encoded `Action=AssumeRole`).
+pub fn is_assume_role(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "Action" && v == "AssumeRole")
+}
+
+/// STS `AssumeRole`: requires a SigV4 signature for the `sts` service and answers with
+/// deterministic temporary credentials in STS's XML.
+pub fn assume_role(headers: &HeaderMap, body: &[u8]) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !signed(headers) || !auth.contains("/sts/aws4_request") {
+        return xml(StatusCode::FORBIDDEN, "<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code><Message>Request is missing Authentication Token</Message></Error></ErrorResponse>".into());
+    }
+    let role = url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "RoleArn")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if !role.starts_with("arn:aws:iam::") {
+        return xml(StatusCode::BAD_REQUEST, "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>RoleArn is invalid</Message></Error></ErrorResponse>".into());
+    }
+    let id = stable_id(&role);
+    xml(
+        StatusCode::OK,
+        format!(
+            "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+<Credentials><AccessKeyId>ASIAMOCK{id}</AccessKeyId><SecretAccessKey>mock-secret-{id}</SecretAccessKey>\
+<SessionToken>mock-session-{id}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+</AssumeRoleResult></AssumeRoleResponse>"
+        ),
+    )
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("text/xml"),
     );
     r
 }

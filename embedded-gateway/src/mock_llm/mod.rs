@@ -188,6 +188,8 @@ async fn provider(State(s): State<Shared>, req: Request) -> Response {
     let post = parts.method == Method::POST;
     if post && path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions") {
         azure::handle(&s, &parts.headers, query, json_body).await
+    } else if post && bedrock::is_assume_role(&bytes) {
+        bedrock::assume_role(&parts.headers, &bytes)
     } else if post && path == "/token" {
         gemini::token(&bytes)
     } else if post && gemini::route(path).is_some() {

@@ -93,10 +93,11 @@ pub fn request_url(endpoint: &url::Url, model: &str, stream: bool) -> url::Url {
 
 /// SigV4 for Bedrock: configured keys, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/
 /// `AWS_SESSION_TOKEN` read when the request is signed.
-#[derive(Clone)]
 pub struct Signer {
     keys: Option<(String, String)>,
     region: Option<String>,
+    /// `bedrock.aws_assume_role_arn`: sign with the role's temporary credentials.
+    role: Option<super::aws_sts::AssumeRole>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -104,11 +105,12 @@ impl std::fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("configured_keys", &self.keys.is_some())
             .field("region", &self.region)
+            .field("role", &self.role)
             .finish()
     }
 }
 
-fn signing_error(why: &str) -> AiError {
+pub(crate) fn signing_error(why: &str) -> AiError {
     AiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "api_error",
@@ -123,13 +125,22 @@ impl Signer {
             (Some(k), Some(s)) => Some((k.clone(), s.clone())),
             _ => None,
         };
-        Self {
-            keys,
-            region: region(o),
+        let region = region(o);
+        let role = super::aws_sts::AssumeRole::from_options(o, region.as_deref());
+        Self { keys, region, role }
+    }
+
+    /// The credentials to sign with: the assumed role's (cached), else the base ones.
+    pub async fn resolve(&self, client: &reqwest::Client) -> Result<Credentials, AiError> {
+        let base = self.credentials()?;
+        match &self.role {
+            Some(role) => role.credentials(client, &base).await,
+            None => Ok(base),
         }
     }
 
-    fn credentials(&self) -> Result<Credentials, AiError> {
+    /// Configured keys, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`.
+    pub fn credentials(&self) -> Result<Credentials, AiError> {
         if let Some((k, s)) = &self.keys {
             return Ok(Credentials::new(k, s, None, None, "gantry-config"));
         }
@@ -160,56 +171,63 @@ impl Signer {
     }
 
     /// Adds `Authorization`, `X-Amz-Date` (and `X-Amz-Security-Token`) for `body` at now.
-    pub fn sign(&self, req: &mut reqwest::Request, body: &[u8]) -> Result<(), AiError> {
-        self.sign_at(req, body, SystemTime::now())
-    }
-
-    pub fn sign_at(
+    pub fn sign(
         &self,
         req: &mut reqwest::Request,
         body: &[u8],
-        time: SystemTime,
+        creds: &Credentials,
     ) -> Result<(), AiError> {
-        let identity = self.credentials()?.into();
         let region = self.region_for(req.url());
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&region)
-            .name("bedrock")
-            .time(time)
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|_| signing_error("invalid signing parameters"))?
-            .into();
-        let url = req.url().clone();
-        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
-        let content_type = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json")
-            .to_owned();
-        let headers = [("host", host), ("content-type", content_type.as_str())];
-        let signable = SignableRequest::new(
-            "POST",
-            url.as_str(),
-            headers.into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|_| signing_error("the request URL cannot be signed"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|_| signing_error("signature computation failed"))?
-            .into_parts();
-        for (name, value) in instructions.headers() {
-            let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name), HeaderValue::try_from(value))
-            else {
-                return Err(signing_error("invalid signature header"));
-            };
-            v.set_sensitive(true);
-            req.headers_mut().insert(n, v);
-        }
-        Ok(())
+        sign_request(req, body, creds, &region, "bedrock", SystemTime::now())
     }
+}
+
+/// SigV4-signs `req` (host and content type signed) for `service` in `region` at `time`.
+pub fn sign_request(
+    req: &mut reqwest::Request,
+    body: &[u8],
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Result<(), AiError> {
+    let identity = creds.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|_| signing_error("invalid signing parameters"))?
+        .into();
+    let url = req.url().clone();
+    let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let headers = [("host", host), ("content-type", content_type.as_str())];
+    let signable = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|_| signing_error("the request URL cannot be signed"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|_| signing_error("signature computation failed"))?
+        .into_parts();
+    for (name, value) in instructions.headers() {
+        let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) else {
+            return Err(signing_error("invalid signature header"));
+        };
+        v.set_sensitive(true);
+        req.headers_mut().insert(n, v);
+    }
+    Ok(())
 }
 
 /// OpenAI chat request → Converse body.
@@ -781,12 +799,14 @@ mod tests {
         let o: ModelOptions =
             serde_json::from_value(json!({"bedrock": {"aws_region": "us-east-1"}})).unwrap();
         let signer = Signer::new(&auth, &o);
+        let creds = signer.credentials().unwrap();
         let url = request_url(&endpoint(&o, None).unwrap(), "m:0", false);
+        let region = signer.region_for(&url);
         let mut req = reqwest::Request::new(reqwest::Method::POST, url);
         req.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        signer.sign_at(&mut req, b"{}", time).unwrap();
+        sign_request(&mut req, b"{}", &creds, &region, "bedrock", time).unwrap();
         let authz = req.headers()["authorization"].to_str().unwrap();
         assert!(authz.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/bedrock/aws4_request, SignedHeaders="), "{authz}");
         assert!(authz.contains("content-type;host;x-amz-date"), "{authz}");
@@ -796,7 +816,7 @@ mod tests {
         again
             .headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
-        signer.sign_at(&mut again, b"{}", time).unwrap();
+        sign_request(&mut again, b"{}", &creds, &region, "bedrock", time).unwrap();
         assert_eq!(
             again.headers()["authorization"],
             req.headers()["authorization"]

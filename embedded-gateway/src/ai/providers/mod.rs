@@ -4,6 +4,7 @@
 //! and Llama2 speak OpenAI or Ollama) share that format's translator through [`Wire`].
 
 pub mod anthropic;
+pub mod aws_sts;
 pub mod azure;
 pub mod bedrock;
 pub mod cohere;
