@@ -2,10 +2,10 @@
 
 mod ai_proxy;
 mod mock_llm_wire;
+mod providers;
+mod providers_wire;
 mod proxy_harness;
 mod proxy_key_auth;
 mod proxy_plugins;
-mod providers;
-mod providers_wire;
 mod proxy_routing;
 mod schemas;
