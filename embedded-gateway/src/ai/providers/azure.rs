@@ -133,6 +133,25 @@ mod tests {
     }
 
     #[test]
+    fn responses_pass_through_like_kongs_expected_azure_response() {
+        let kind = super::super::ProviderKind::Azure;
+        let out = kind
+            .convert_response(
+                bytes::Bytes::from_static(include_bytes!(
+                    "../fixtures/unit_real-responses_azure_chat.json"
+                )),
+                "gpt-4",
+            )
+            .unwrap();
+        let got: Value = serde_json::from_slice(&out).unwrap();
+        let expected: Value = serde_json::from_slice(include_bytes!(
+            "../fixtures/unit_expected-responses_azure_chat.json"
+        ))
+        .unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
     fn an_instance_that_is_not_a_resource_name_is_refused() {
         assert!(endpoint(&options("evil.com/x", "d"), None).is_err());
     }

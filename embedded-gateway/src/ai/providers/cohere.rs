@@ -407,6 +407,18 @@ mod tests {
             out["usage"],
             json!({"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15})
         );
+        let good = parse(
+            &convert_response(
+                include_bytes!("../fixtures/cohere_responses_good.json"),
+                "command",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            good["choices"][0]["message"]["content"],
+            "The sum of 1 + 1 is 2."
+        );
+        assert_eq!(good["id"], "3fa85f64-5717-4562-b3fc-2c963f66afa6");
         let err = convert_response(
             include_bytes!("../fixtures/cohere_responses_bad_upstream_response.json"),
             "c",

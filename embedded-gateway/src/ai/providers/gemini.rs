@@ -695,6 +695,18 @@ mod tests {
             out["usage"],
             json!({"prompt_tokens": 14, "completion_tokens": 128, "total_tokens": 142})
         );
+        let good = parse(
+            &convert_response(
+                include_bytes!("../fixtures/gemini_responses_good.json"),
+                "g",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            good["choices"][0]["message"]["content"],
+            "Everything is okay."
+        );
+        assert_eq!(good["usage"]["total_tokens"], 13);
         let blocked = parse(
             &convert_response(
                 include_bytes!("../fixtures/gemini_responses_fails_safety.json"),

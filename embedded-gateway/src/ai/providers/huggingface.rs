@@ -184,7 +184,13 @@ mod tests {
 
     #[test]
     fn hugging_face_error_bodies_map_to_the_openai_envelope() {
-        let cases: [(&[u8], StatusCode, &str, &str); 3] = [
+        let cases: [(&[u8], StatusCode, &str, &str); 4] = [
+            (
+                include_bytes!("../fixtures/huggingface_responses_bad_response_timeout.json"),
+                StatusCode::GATEWAY_TIMEOUT,
+                "api_error",
+                "time out",
+            ),
             (
                 include_bytes!("../fixtures/huggingface_responses_unauthorized.json"),
                 StatusCode::UNAUTHORIZED,

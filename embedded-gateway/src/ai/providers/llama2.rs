@@ -294,6 +294,17 @@ mod tests {
             expected["choices"][0]["message"]
         );
         assert_eq!(out["choices"][0]["finish_reason"], "stop");
+        let kong_good = parse(
+            &convert_response(
+                include_bytes!("../fixtures/llama2_raw_responses_good.json"),
+                "m",
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            kong_good["choices"][0]["message"]["content"],
+            "Is a well known font."
+        );
         let tgi = br#"{"generated_text":"Paris.","details":{"finish_reason":"length","generated_tokens":2}}"#;
         let out = parse(&convert_response(tgi, "m").unwrap());
         assert_eq!(out["choices"][0]["finish_reason"], "length");
@@ -310,6 +321,12 @@ mod tests {
         );
         assert_eq!(env.error.message, "Model requires a Pro subscription.");
         assert_eq!(env.error.kind, "authentication_error");
+        let env = kind.map_error(
+            http::StatusCode::BAD_REQUEST,
+            include_bytes!("../fixtures/llama2_raw_responses_bad_request.json"),
+        );
+        assert_eq!(env.error.message, "some error");
+        assert_eq!(env.error.kind, "invalid_request_error");
         let env = kind.map_error(http::StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
         assert_eq!(
             env.error.message,
