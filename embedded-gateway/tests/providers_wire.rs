@@ -563,3 +563,55 @@ async fn bedrock_assumes_the_configured_role_and_signs_with_its_session() {
         );
     }
 }
+
+#[tokio::test]
+async fn fault_model_names_work_where_the_model_is_in_the_url() {
+    for (case, model) in [("gemini", "mock-429"), ("bedrock", "mock-500")] {
+        let s = start_with(move |mock| {
+            let mut t = cases(mock)
+                .into_iter()
+                .find(|c| c.name == case)
+                .unwrap()
+                .target;
+            t["model"]["name"] = json!(model);
+            json!({"targets": [t]})
+        })
+        .await;
+        let res = s.chat(hello("x")).await;
+        let want = if model == "mock-429" { 429 } else { 500 };
+        assert_eq!(res.status(), want, "{case}");
+        let e: Value = res.json().await.unwrap();
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_ends_with_an_error_event_for_binary_and_sse_framings() {
+    for case in ["bedrock", "gemini", "cohere", "ollama"] {
+        let s = start_with(pick(case)).await;
+        let res = s
+            .http
+            .post(s.url("/basic-llm-routing/chat/completions"))
+            .header("apikey", DEMO_KEY)
+            .header("x-mock-fault", "reset")
+            .json(&json!({"stream": true, "messages": [{"role": "user", "content": "one two three four five six"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{case}");
+        let mut body = Vec::new();
+        let mut stream = res.bytes_stream();
+        use futures_util::StreamExt;
+        while let Some(Ok(chunk)) = stream.next().await {
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\"stream_interrupted\""), "{case}: {text}");
+        assert!(!text.contains("[DONE]"), "{case}: {text}");
+    }
+}
