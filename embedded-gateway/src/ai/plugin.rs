@@ -15,8 +15,7 @@ use serde_json::{Map, Value};
 
 use super::AiError;
 use super::providers::bedrock::Signer;
-use super::providers::vertex::TokenSource;
-use super::providers::{self, FrameDecoder, ProviderKind, StreamTranslator};
+use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
 use crate::plugins::ai_proxy::{
@@ -44,8 +43,8 @@ struct CompiledTarget {
     options: ModelOptions,
     /// SigV4 signing (Bedrock).
     signer: Option<Signer>,
-    /// Service-account access tokens (Gemini on Vertex with `gcp_use_service_account`).
-    gcp: Option<std::sync::Arc<TokenSource>>,
+    /// Minted access tokens (Vertex service account, Azure Entra ID).
+    tokens: Option<BearerSource>,
     auth_header: Option<(HeaderName, HeaderValue)>,
     auth_param: Option<(String, String, ParamLocation)>,
     allow_override: bool,
@@ -139,7 +138,7 @@ struct Upstream<'a> {
     headers: HeaderMap,
     /// `llm_format` native: the body passes through untranslated.
     native: bool,
-    /// A minted `Authorization` value (Vertex service account) that wins over all others.
+    /// A minted `Authorization` value (Vertex, Azure Entra ID) that wins over all others.
     bearer: Option<HeaderValue>,
     /// Credentials for SigV4 (Bedrock), resolved for this request.
     aws: Option<aws_credential_types::Credentials>,
@@ -256,8 +255,8 @@ impl AiPlugin {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let (kind, url) = target.endpoint(&model, stream)?;
-        let bearer = match &target.gcp {
-            Some(gcp) => Some(gcp.bearer(req.client).await?),
+        let bearer = match &target.tokens {
+            Some(t) => Some(t.bearer(req.client).await?),
             None => None,
         };
         let aws = match &target.signer {
@@ -674,8 +673,8 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         &t.model.options,
         overrides.get(provider).map(String::as_str),
     );
-    let gcp = match TokenSource::from_auth(&t.auth) {
-        Some(Ok(ts)) => Some(std::sync::Arc::new(ts)),
+    let tokens = match BearerSource::from_auth(&t.auth) {
+        Some(Ok(ts)) => Some(ts),
         Some(Err(why)) => {
             url = Err(why);
             None
@@ -713,6 +712,7 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         secrets.push(v.clone());
     }
     secrets.extend(a.aws_secret_access_key.iter().cloned());
+    secrets.extend(a.azure_client_secret.iter().cloned());
     secrets.retain(|s| s.len() >= 4);
     CompiledTarget {
         kind,
@@ -726,7 +726,7 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         url,
         options: t.model.options.clone(),
         signer,
-        gcp,
+        tokens,
         auth_header,
         auth_param,
         allow_override: a.allow_override,
