@@ -70,3 +70,19 @@ pub fn unescape(segment: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_model_ids_decode_and_broken_escapes_stay_literal() {
+        assert_eq!(
+            unescape("anthropic.claude-3-haiku-20240307-v1%3A0"),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(unescape("a%2Fb"), "a/b");
+        assert_eq!(unescape("100%"), "100%");
+        assert_eq!(unescape("%zz%é"), "%zz%é");
+    }
+}

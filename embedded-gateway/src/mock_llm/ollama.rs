@@ -210,3 +210,17 @@ pub async fn generate(
         .collect();
     sse_response(s, events, plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_instruction_of_a_llama2_prompt_is_the_question() {
+        let p = "<s>[INST] <<SYS>> Be brief. <</SYS>> What is the capital of France? [/INST]";
+        assert_eq!(last_instruction(p), "What is the capital of France?");
+        let p = "<s>[INST] hi [/INST] hello </s><s>[INST] again? [/INST]";
+        assert_eq!(last_instruction(p), "again?");
+        assert_eq!(last_instruction("plain"), "plain");
+    }
+}
