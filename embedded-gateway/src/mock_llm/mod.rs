@@ -3,6 +3,9 @@
 //! Gemini/Vertex, Bedrock Converse (event-stream), Cohere v2, Ollama and TGI wire formats,
 //! streaming included, with deterministic answers, real-API auth checks, injected faults, and
 //! a record of every request it received (`GET`/`DELETE /_mock/requests`, `GET /_mock/stats`).
+//! It also answers Google's service-account token exchange (`POST /token`) and STS
+//! `AssumeRole` (a form POST with `Action=AssumeRole`), so Vertex and role-based Bedrock auth
+//! run offline.
 //!
 //! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, or header
 //! `x-mock-fault: 429|500|slow|reset`. `x-mock-delay-ms` sets the slow first-byte delay
