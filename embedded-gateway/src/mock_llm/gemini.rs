@@ -104,15 +104,37 @@ fn authorized(path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
             .any(|p| p.starts_with("key=") && p.len() > 4)
 }
 
+/// Google's JSON accepts a single object where a list is expected (`"contents": {…}`,
+/// `"parts": {…}`); both are made lists here.
+fn as_lists(body: &mut Value) {
+    let wrap = |v: &mut Value| {
+        if v.is_object() {
+            *v = Value::Array(vec![v.take()]);
+        }
+    };
+    if let Some(c) = body.get_mut("contents") {
+        wrap(c);
+    }
+    for content in body
+        .get_mut("contents")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = content.get_mut("parts") {
+            wrap(p);
+        }
+    }
+}
+
 fn convo(model: String, body: &Value) -> Convo {
     let contents = body.get("contents").and_then(Value::as_array);
     let last = contents.and_then(|c| c.last()).cloned().unwrap_or_default();
     let parts = last.get("parts").cloned().unwrap_or_default();
-    let response = parts
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|p| p.pointer("/functionResponse/response"));
+    let response = parts.as_array().into_iter().flatten().find_map(|p| {
+        p.pointer("/functionResponse/response")
+            .or_else(|| p.pointer("/function_response/response"))
+    });
     let (last_role, last_text) = match response {
         Some(r) => (
             "tool".to_owned(),
@@ -128,15 +150,20 @@ fn convo(model: String, body: &Value) -> Convo {
         .flatten()
         .map(|c| tokens(&text_of(c.get("parts").unwrap_or(&Value::Null))))
         .sum();
-    if let Some(s) = body.pointer("/systemInstruction/parts") {
+    if let Some(s) = body
+        .pointer("/systemInstruction/parts")
+        .or_else(|| body.pointer("/system_instruction/parts"))
+    {
         prompt_tokens += tokens(&text_of(s));
     }
     Convo {
         model,
         last_role,
         last_text,
+        // The API takes camelCase and snake_case field names alike.
         first_tool: body
             .pointer("/tools/0/functionDeclarations/0/name")
+            .or_else(|| body.pointer("/tools/0/function_declarations/0/name"))
             .and_then(Value::as_str)
             .map(str::to_owned),
         prompt_tokens,
@@ -173,6 +200,10 @@ pub async fn handle(
             "Method doesn't allow unregistered callers (callers without established identity). Please use API key or other form of API consumer identity to call this API.",
             "PERMISSION_DENIED",
         );
+    }
+    let mut body = body;
+    if let Some(b) = body.as_mut() {
+        as_lists(b);
     }
     let Some(body) = body.filter(|b| b.get("contents").is_some_and(Value::is_array)) else {
         return error(
