@@ -7,6 +7,8 @@ mod admin_dbless;
 mod admin_swap;
 mod ai_proxy;
 mod mock_llm_wire;
+mod providers;
+mod providers_wire;
 mod proxy_harness;
 mod proxy_key_auth;
 mod proxy_plugins;

@@ -14,11 +14,13 @@ use http::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::AiError;
-use super::providers::{ProviderKind, StreamTranslator};
-use super::sse::{SseDecoder, encode_data};
+use super::providers::bedrock::Signer;
+use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
+use super::sse::encode_data;
 use super::types::ErrorEnvelope;
 use crate::plugins::ai_proxy::{
-    AiProxyAdvancedConfig, ModelOptions, ParamLocation, ResponseStreaming, Target,
+    AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
+    Target,
 };
 
 /// Largest provider error body read before mapping it.
@@ -31,18 +33,38 @@ const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", 
 /// One target, with everything a request needs precomputed.
 #[derive(Debug)]
 struct CompiledTarget {
-    kind: Option<ProviderKind>,
+    kind: ProviderKind,
     provider: &'static str,
     model_name: Option<String>,
     /// `X-Kong-LLM-Model` for a configured model name.
     model_header: Option<HeaderValue>,
-    url: Option<url::Url>,
+    /// The provider endpoint, or why this target's config cannot name one.
+    url: Result<url::Url, String>,
     options: ModelOptions,
+    /// SigV4 signing (Bedrock).
+    signer: Option<Signer>,
+    /// Minted access tokens (Vertex service account, Azure Entra ID).
+    tokens: Option<BearerSource>,
     auth_header: Option<(HeaderName, HeaderValue)>,
     auth_param: Option<(String, String, ParamLocation)>,
     allow_override: bool,
     /// Secret strings scrubbed from any provider text passed downstream.
     secrets: Vec<String>,
+}
+
+impl CompiledTarget {
+    /// The provider and the URL for one request, or the 500 for a target that cannot be used.
+    fn endpoint(&self, model: &str, stream: bool) -> Result<(ProviderKind, url::Url), AiError> {
+        match &self.url {
+            Ok(u) => Ok((self.kind, self.kind.request_url(u, model, stream))),
+            Err(why) => Err(AiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "provider_misconfigured",
+                why.clone(),
+            )),
+        }
+    }
 }
 
 /// A weighted round-robin order over target indices, walked by an atomic counter.
@@ -104,6 +126,22 @@ pub struct AiPlugin {
     connect_timeout: Duration,
     read_timeout: Duration,
     write_timeout: Duration,
+    /// `llm_format` other than `openai`: the client speaks the provider's own API.
+    native: Option<LlmFormat>,
+}
+
+/// Per-request inputs of [`AiPlugin::build_upstream`].
+struct Upstream<'a> {
+    model: &'a str,
+    stream: bool,
+    /// Client headers (credentials are stripped unless the target allows overriding).
+    headers: HeaderMap,
+    /// `llm_format` native: the body passes through untranslated.
+    native: bool,
+    /// A minted `Authorization` value (Vertex, Azure Entra ID) that wins over all others.
+    bearer: Option<HeaderValue>,
+    /// Credentials for SigV4 (Bedrock), resolved for this request.
+    aws: Option<aws_credential_types::Credentials>,
 }
 
 /// What the proxy hands the plugin for one request.
@@ -146,6 +184,7 @@ impl AiPlugin {
             connect_timeout: Duration::from_millis(b.connect_timeout.into()),
             read_timeout: Duration::from_millis(b.read_timeout.into()),
             write_timeout: Duration::from_millis(b.write_timeout.into()),
+            native: (config.llm_format != LlmFormat::Openai).then_some(config.llm_format),
         }
     }
 
@@ -172,13 +211,15 @@ impl AiPlugin {
         let Value::Object(body) = req.body else {
             return Err(bad_json());
         };
-        if !matches!(body.get("messages"), Some(Value::Array(m)) if !m.is_empty()) {
+        let native = self.native.is_some();
+        if !native && !matches!(body.get("messages"), Some(Value::Array(m)) if !m.is_empty()) {
             return Err(AiError::bad_request(
                 "missing_messages",
                 "request body doesn't contain valid prompts: 'messages' must be a non-empty array",
             ));
         }
-        let asked = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let asked = body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+            && !matches!(self.native, Some(LlmFormat::Gemini | LlmFormat::Bedrock));
         let stream = match self.streaming {
             ResponseStreaming::Deny if asked => {
                 return Err(AiError::bad_request(
@@ -213,28 +254,38 @@ impl AiPlugin {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let (kind, url) = match (target.kind, &target.url) {
-            (Some(k), Some(u)) => (k, u.clone()),
-            _ => {
-                return Err(AiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    "provider_unsupported",
-                    format!(
-                        "the '{}' provider is not supported by this gateway yet",
-                        target.provider
-                    ),
-                ));
-            }
+        let (kind, url) = target.endpoint(&model, stream)?;
+        let bearer = match &target.tokens {
+            Some(t) => Some(t.bearer(req.client).await?),
+            None => None,
         };
-        let upstream = self.build_upstream(target, kind, url, body, &model, stream, req.headers)?;
+        let aws = match &target.signer {
+            Some(signer) => Some(signer.resolve(req.client).await?),
+            None => None,
+        };
+        let upstream = self.build_upstream(
+            target,
+            kind,
+            url,
+            body,
+            Upstream {
+                model: &model,
+                stream,
+                headers: req.headers,
+                native,
+                bearer,
+                aws,
+            },
+        )?;
         let sent = Instant::now();
         let proxy_latency = sent.duration_since(req.started);
         let response = self.send(req.client, upstream, kind).await?;
         let upstream_latency = sent.elapsed();
         let status = response.status();
         let upstream_headers = passthrough_headers(response.headers(), target);
-        let mut out = if !status.is_success() {
+        let mut out = if native {
+            self.native_response(target, kind, response, stream).await?
+        } else if !status.is_success() {
             self.provider_error(target, kind, response).await?
         } else if stream {
             self.stream_response(kind, &model, include_usage, response)
@@ -260,17 +311,22 @@ impl AiPlugin {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build_upstream(
         &self,
         target: &CompiledTarget,
         kind: ProviderKind,
         mut url: url::Url,
         mut body: Map<String, Value>,
-        model: &str,
-        stream: bool,
-        mut headers: HeaderMap,
+        up: Upstream<'_>,
     ) -> Result<reqwest::Request, AiError> {
+        let Upstream {
+            model,
+            stream,
+            mut headers,
+            native,
+            bearer,
+            aws,
+        } = up;
         if !target.allow_override {
             for h in CREDENTIAL_HEADERS {
                 headers.remove(h);
@@ -280,6 +336,9 @@ impl AiPlugin {
             && !(target.allow_override && headers.contains_key(name))
         {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some(v) = bearer {
+            headers.insert(http::header::AUTHORIZATION, v);
         }
         if let Some((name, value, location)) = &target.auth_param {
             match location {
@@ -302,9 +361,16 @@ impl AiPlugin {
             http::header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
-        let bytes = kind.build_request(body, model, &target.options, stream)?;
+        let bytes = if native {
+            providers::native_request(kind, body, model, stream)?
+        } else {
+            kind.build_request(body, model, &target.options, stream)?
+        };
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;
+        if let (Some(signer), Some(creds)) = (&target.signer, &aws) {
+            signer.sign(&mut r, &bytes, creds)?;
+        }
         *r.body_mut() = Some(bytes.into());
         Ok(r)
     }
@@ -379,6 +445,63 @@ impl AiPlugin {
         Ok(json(StatusCode::OK, converted))
     }
 
+    /// `llm_format` native: the provider's own body, status and stream pass through
+    /// untranslated (configured secrets scrubbed from bodies that are read whole).
+    async fn native_response(
+        &self,
+        target: &CompiledTarget,
+        kind: ProviderKind,
+        response: reqwest::Response,
+        stream: bool,
+    ) -> Result<Response<Body>, AiError> {
+        let status = response.status();
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
+        let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
+        let mut r = if stream && status.is_success() {
+            let read_timeout = self.read_timeout;
+            let mut upstream = response.bytes_stream();
+            let body = async_stream::stream! {
+                loop {
+                    match tokio::time::timeout(read_timeout, upstream.next()).await {
+                        Ok(Some(Ok(chunk))) => yield Ok::<Bytes, std::io::Error>(chunk),
+                        Ok(None) => break,
+                        Ok(Some(Err(e))) => {
+                            tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream stream broke");
+                            yield Err(std::io::Error::other("upstream stream broke"));
+                            break;
+                        }
+                        Err(_) => {
+                            yield Err(std::io::Error::other("upstream read timeout"));
+                            break;
+                        }
+                    }
+                }
+            };
+            Response::new(Body::from_stream(body))
+        } else {
+            let limit = if status.is_success() {
+                usize::MAX
+            } else {
+                MAX_ERROR_BODY
+            };
+            let mut body = self.read_body(response, kind, limit).await?;
+            if !status.is_success() {
+                body = scrub(body, &target.secrets);
+            }
+            Response::new(Body::from(body))
+        };
+        *r.status_mut() = status;
+        let h = r.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            content_type.unwrap_or(HeaderValue::from_static("application/json")),
+        );
+        if let Some(v) = retry_after {
+            h.insert(http::header::RETRY_AFTER, v);
+        }
+        Ok(r)
+    }
+
     /// A provider 4xx/5xx: same status, provider error mapped to the OpenAI envelope.
     async fn provider_error(
         &self,
@@ -411,8 +534,8 @@ impl AiPlugin {
         include_usage: bool,
         response: reqwest::Response,
     ) -> Result<Response<Body>, AiError> {
+        let mut decoder = FrameDecoder::for_response(kind, response.headers().get(CONTENT_TYPE));
         let mut upstream = response.bytes_stream();
-        let mut decoder = SseDecoder::default();
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
         while first.is_empty() && !translator.is_done() {
@@ -441,6 +564,7 @@ impl AiPlugin {
                         for ev in &events {
                             translator.on_event(ev, &mut out);
                         }
+                        translator.on_close(&mut out);
                         if !translator.is_done() {
                             out.push(stream_error(kind, "the upstream provider closed the stream before it finished"));
                         }
@@ -505,7 +629,27 @@ fn passthrough_headers(src: &HeaderMap, target: &CompiledTarget) -> Vec<(HeaderN
         .collect()
 }
 
-fn translate(dec: &mut SseDecoder, tr: &mut StreamTranslator, chunk: &[u8], out: &mut Vec<Bytes>) {
+/// `body` with every configured secret replaced by `[redacted]`.
+fn scrub(body: Bytes, secrets: &[String]) -> Bytes {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return body;
+    };
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return body;
+    }
+    let mut text = text.to_owned();
+    for s in secrets {
+        text = text.replace(s.as_str(), "[redacted]");
+    }
+    Bytes::from(text)
+}
+
+fn translate(
+    dec: &mut FrameDecoder,
+    tr: &mut StreamTranslator,
+    chunk: &[u8],
+    out: &mut Vec<Bytes>,
+) {
     let mut events = Vec::new();
     dec.feed(chunk, &mut events);
     for ev in &events {
@@ -523,9 +667,22 @@ fn stream_error(kind: ProviderKind, message: &str) -> Bytes {
 }
 
 fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTarget {
-    let kind = ProviderKind::for_provider(t.model.provider);
+    let kind = ProviderKind::for_target(t.model.provider, &t.model.options);
     let provider = t.model.provider.as_str();
-    let url = kind.and_then(|k| upstream_url(k, &t.model.options, overrides.get(provider)));
+    let mut url = kind.endpoint(
+        &t.model.options,
+        overrides.get(provider).map(String::as_str),
+    );
+    let tokens = match BearerSource::from_auth(&t.auth) {
+        Some(Ok(ts)) => Some(ts),
+        Some(Err(why)) => {
+            url = Err(why);
+            None
+        }
+        None => None,
+    };
+    let signer =
+        (t.model.provider == Provider::Bedrock).then(|| Signer::new(&t.auth, &t.model.options));
     let a = &t.auth;
     let auth_header = match (&a.header_name, &a.header_value) {
         (Some(n), Some(v)) => match (
@@ -554,6 +711,8 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
     if let Some(v) = &a.param_value {
         secrets.push(v.clone());
     }
+    secrets.extend(a.aws_secret_access_key.iter().cloned());
+    secrets.extend(a.azure_client_secret.iter().cloned());
     secrets.retain(|s| s.len() >= 4);
     CompiledTarget {
         kind,
@@ -566,26 +725,13 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         model_name: t.model.name.clone(),
         url,
         options: t.model.options.clone(),
+        signer,
+        tokens,
         auth_header,
         auth_param,
         allow_override: a.allow_override,
         secrets,
     }
-}
-
-/// `model.options.upstream_url` (full URL), else an override base + the provider's path, else
-/// the provider's public endpoint.
-fn upstream_url(kind: ProviderKind, o: &ModelOptions, base: Option<&String>) -> Option<url::Url> {
-    if let Some(u) = &o.upstream_url {
-        return url::Url::parse(u).ok();
-    }
-    let base = base.map(String::as_str).unwrap_or(kind.default_base());
-    url::Url::parse(&format!(
-        "{}{}",
-        base.trim_end_matches('/'),
-        kind.chat_path()
-    ))
-    .ok()
 }
 
 fn millis(d: Duration) -> HeaderValue {

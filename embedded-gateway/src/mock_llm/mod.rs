@@ -1,7 +1,11 @@
 //! Owns `mock-llm`: a local LLM provider simulator speaking the real OpenAI Chat Completions
-//! (`POST …/chat/completions`) and Anthropic Messages (`POST …/v1/messages`) wire formats,
+//! (`POST …/chat/completions`), Anthropic Messages (`POST …/v1/messages`), Azure OpenAI,
+//! Gemini/Vertex, Bedrock Converse (event-stream), Cohere v2, Ollama and TGI wire formats,
 //! streaming included, with deterministic answers, real-API auth checks, injected faults, and
 //! a record of every request it received (`GET`/`DELETE /_mock/requests`, `GET /_mock/stats`).
+//! It also answers Google's service-account token exchange (`POST /token`) and STS
+//! `AssumeRole` (a form POST with `Action=AssumeRole`), so Vertex and role-based Bedrock auth
+//! run offline.
 //!
 //! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, or header
 //! `x-mock-fault: 429|500|slow|reset`. `x-mock-delay-ms` sets the slow first-byte delay
@@ -9,6 +13,12 @@
 
 mod answer;
 mod anthropic;
+mod azure;
+mod bedrock;
+mod cohere;
+mod convo;
+mod gemini;
+mod ollama;
 mod openai;
 
 use std::future::Future;
@@ -177,7 +187,31 @@ async fn provider(State(s): State<Shared>, req: Request) -> Response {
         json_body.as_ref(),
     );
     let path = parts.uri.path();
-    if parts.method == Method::POST && path.ends_with("/chat/completions") {
+    let query = parts.uri.query();
+    let post = parts.method == Method::POST;
+    if post && path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions") {
+        azure::handle(&s, &parts.headers, query, json_body).await
+    } else if post && bedrock::is_assume_role(&bytes) {
+        bedrock::assume_role(&parts.headers, &bytes)
+    } else if post && path == "/token" {
+        gemini::token(&bytes)
+    } else if post && gemini::route(path).is_some() {
+        gemini::handle(&s, path, query, &parts.headers, json_body).await
+    } else if post && bedrock::route(path).is_some() {
+        bedrock::handle(&s, path, &parts.headers, json_body).await
+    } else if post && path.ends_with("/v2/chat") {
+        cohere::handle(&s, &parts.headers, json_body).await
+    } else if post && path.ends_with("/api/chat") {
+        ollama::chat(&s, &parts.headers, json_body).await
+    } else if post && (path.ends_with("/generate") || path.ends_with("/generate_stream")) {
+        ollama::generate(
+            &s,
+            &parts.headers,
+            json_body,
+            path.ends_with("/generate_stream"),
+        )
+        .await
+    } else if parts.method == Method::POST && path.ends_with("/chat/completions") {
         openai::handle(&s, &parts.headers, json_body).await
     } else if parts.method == Method::POST && path.ends_with("/v1/messages") {
         anthropic::handle(&s, &parts.headers, json_body).await

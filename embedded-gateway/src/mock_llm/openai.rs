@@ -32,6 +32,12 @@ pub async fn handle(s: &Shared, headers: &HeaderMap, body: Option<Value>) -> Res
             None,
         );
     }
+    respond(s, headers, body).await
+}
+
+/// The Chat Completions answer once the caller is authenticated (Bearer here, `api-key` for
+/// Azure's deployment paths).
+pub async fn respond(s: &Shared, headers: &HeaderMap, body: Option<Value>) -> Response {
     let Some(body) = body.filter(Value::is_object) else {
         return error(
             StatusCode::BAD_REQUEST,
