@@ -74,7 +74,21 @@ fn start(args: &QuickstartArgs, dir: &Path, files: &QuickstartFiles) -> anyhow::
         let mock = spawn_mock(&exe, args, files)?;
         mock_pid = Some(mock);
         let base = format!("http://{}", args.mock_llm_listen);
-        overrides = vec![format!("openai={base}"), format!("anthropic={base}")];
+        // Every hosted provider goes to the simulator; self-hosted ones (llama2, ollama, vllm)
+        // already name their own `upstream_url`.
+        overrides = [
+            "openai",
+            "anthropic",
+            "azure",
+            "bedrock",
+            "gemini",
+            "mistral",
+            "cohere",
+            "huggingface",
+        ]
+        .iter()
+        .map(|p| format!("{p}={base}"))
+        .collect();
     }
     let mut child = spawn_serve(&exe, args, dir, files, &overrides)?;
     let (proxy, admin) = match wait_ready(&mut child, &files.log) {
@@ -97,7 +111,7 @@ fn start(args: &QuickstartArgs, dir: &Path, files: &QuickstartFiles) -> anyhow::
     wait_healthy(&state.admin_url, Some(&mut child))?;
     if let Some(pid) = mock_pid {
         eprintln!(
-            "gantry: mock LLM listening on http://{} (pid {pid}); openai and anthropic traffic goes there",
+            "gantry: mock LLM listening on http://{} (pid {pid}); hosted providers' traffic goes there",
             args.mock_llm_listen,
         );
     }
