@@ -1,0 +1,145 @@
+//! The gateway through the real Python SDKs: streaming with the `openai` SDK for an OpenAI and
+//! an Anthropic target, and a native-format route with the `anthropic` SDK.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::util::{free_port, python};
+
+const CONFIG: &str = r#"_format_version: "3.0"
+services:
+  - name: llm
+    url: http://localhost:32000
+    routes:
+      - {name: openai-chat, paths: [/openai-chat]}
+      - {name: anthropic-chat, paths: [/anthropic-chat]}
+      - {name: anthropic-native, paths: [/anthropic-native]}
+    plugins:
+      - name: key-auth
+        config: {key_names: [apikey]}
+plugins:
+  - name: ai-proxy-advanced
+    route: openai-chat
+    config:
+      targets:
+        - route_type: llm/v1/chat
+          auth: {header_name: Authorization, header_value: Bearer sk-sdk-test}
+          model: {provider: openai, name: gpt-4o-mini, model_alias: fast}
+  - name: ai-proxy-advanced
+    route: anthropic-chat
+    config:
+      targets:
+        - route_type: llm/v1/chat
+          auth: {header_name: x-api-key, header_value: sk-ant-sdk-test}
+          model: {provider: anthropic, name: claude-sonnet-4-5, model_alias: fast, options: {anthropic_version: "2023-06-01"}}
+  - name: ai-proxy-advanced
+    route: anthropic-native
+    config:
+      llm_format: anthropic
+      targets:
+        - route_type: llm/v1/chat
+          auth: {header_name: x-api-key, header_value: sk-ant-sdk-test}
+          model: {provider: anthropic, name: claude-sonnet-4-5, options: {anthropic_version: "2023-06-01"}}
+consumers:
+  - username: demo-app
+    keyauth_credentials: [{key: demo-api-key}]
+"#;
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a gantry subcommand and waits for the line that says it is listening.
+fn start(args: &[&str], ready: &str) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gantry");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("gantry exited before it was ready")
+            .expect("read stdout");
+        if line.contains(ready) {
+            break;
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc(child)
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(name)
+}
+
+#[test]
+fn the_real_sdks_chat_and_stream_through_the_gateway_for_openai_and_anthropic_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kong.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let mock_addr = format!("127.0.0.1:{mock}");
+    let _mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
+    let mock_url = format!("http://{mock_addr}");
+    let _gateway = start(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--proxy-listen",
+            &format!("127.0.0.1:{proxy}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+            "--upstream-override",
+            &format!("openai={mock_url}"),
+            "--upstream-override",
+            &format!("anthropic={mock_url}"),
+        ],
+        "proxy listening",
+    );
+    let base = format!("http://127.0.0.1:{proxy}");
+    let run = |args: &[String]| {
+        let out = Command::new(python())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run python");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+        assert!(stdout.starts_with("ok The capital of France is Paris."), "{stdout}");
+    };
+    let stream = script("openai_stream.py").to_str().unwrap().to_owned();
+    run(&[
+        stream.clone(),
+        format!("{base}/openai-chat"),
+        "fast".into(),
+        "openai/gpt-4o-mini".into(),
+    ]);
+    run(&[
+        stream,
+        format!("{base}/anthropic-chat"),
+        "fast".into(),
+        "anthropic/claude-sonnet-4-5".into(),
+    ]);
+    run(&[
+        script("anthropic_native.py").to_str().unwrap().to_owned(),
+        format!("{base}/anthropic-native"),
+    ]);
+}
