@@ -2,8 +2,11 @@
 
 mod util;
 
+mod namespaces;
 mod quickstart;
+mod reconcile;
 mod render;
+mod seed_flow;
 mod serve;
 mod template;
 mod validate;
