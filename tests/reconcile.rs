@@ -559,3 +559,34 @@ fn the_recipe_diffs_empty_after_apply_and_a_model_change_is_one_field() {
     let doc = json_of(&ws.run(&["diff", &recipe, "--json-output"]));
     assert_eq!(doc["summary"]["total"], 1, "{doc}");
 }
+
+#[test]
+fn sync_can_rename_entities_that_keep_a_unique_value_or_move_a_child() {
+    let gw = Gateway::start(None);
+    let ws = gw.workspace();
+    let head = "_format_version: \"3.0\"\n_info:\n  select_tags: [moves]\n";
+    let before = format!(
+        "{head}services:\n  - name: old-svc\n    url: http://old.internal:80\n    routes:\n      - name: r\n        paths: [/r]\n    plugins:\n      - name: key-auth\n        instance_name: auth\n        config: {{key_names: [apikey]}}\nconsumers:\n  - username: u1\n    custom_id: shared-id\n  - username: k1\n    keyauth_credentials:\n      - key: moving-key\n"
+    );
+    // old-svc → new-svc (the route and the plugin instance move), u1 → u2 keeping its
+    // custom_id, k1 → k2 keeping its key.
+    let after = format!(
+        "{head}services:\n  - name: new-svc\n    url: http://new.internal:80\n    routes:\n      - name: r\n        paths: [/r]\n    plugins:\n      - name: key-auth\n        instance_name: auth\n        config: {{key_names: [apikey]}}\nconsumers:\n  - username: u2\n    custom_id: shared-id\n  - username: k2\n    keyauth_credentials:\n      - key: moving-key\n"
+    );
+    ws.write("before.yaml", &before);
+    ws.write("after.yaml", &after);
+    ok(ws.run(&["sync", "before.yaml"]));
+    let synced = ok(ws.run(&["sync", "after.yaml", "--no-color"]));
+    assert!(
+        synced.stdout.contains("deleting consumer u1\n"),
+        "{}",
+        synced.stdout
+    );
+    ok(ws.run(&["diff", "after.yaml", "--non-zero-exit-code"]));
+    assert_eq!(names(&gw, "services", "name"), ["new-svc"]);
+    assert_eq!(names(&gw, "consumers", "username"), ["k2", "u2"]);
+    assert_eq!(
+        gw.get("/routes/r")["service"]["id"],
+        gw.get("/services/new-svc")["id"]
+    );
+}
