@@ -87,3 +87,4 @@ timed "first apply" 0 "$gantry" apply "$work/full.yaml"
 timed "no-change diff" 0 "$gantry" diff "$work/full.yaml" --non-zero-exit-code
 timed "sync changing 1% ($changes consumers)" 0 "$gantry" sync "$work/changed.yaml"
 timed "no-change diff after sync" 0 "$gantry" diff "$work/changed.yaml" --non-zero-exit-code
+timed "reset of the whole scope" 0 "$gantry" reset --select-tag scale --yes
