@@ -463,6 +463,12 @@ fn concurrent_applies_leave_exactly_one_file_applied_and_the_loser_reports_a_con
         });
         for run in [&first, &second] {
             assert!(matches!(run.code, 0 | 1), "round {round}: {}", run.stderr);
+            if run.code == 0 {
+                assert_eq!(
+                    run.stderr, "",
+                    "41 changes, but no progress bar in a pipeline"
+                );
+            }
             if run.code == 1 {
                 conflicts += 1;
                 assert!(
@@ -588,5 +594,33 @@ fn sync_can_rename_entities_that_keep_a_unique_value_or_move_a_child() {
     assert_eq!(
         gw.get("/routes/r")["service"]["id"],
         gw.get("/services/new-svc")["id"]
+    );
+}
+
+#[test]
+fn a_batch_with_a_plugin_the_gateway_rejects_changes_nothing() {
+    let gw = Gateway::start(None);
+    let ws = gw.workspace();
+    ws.write("a.yaml", TEAM_A);
+    ok(ws.run(&["apply", "a.yaml"]));
+    let before = ok(ws.run(&["dump", "--show-secrets", "--with-id"])).stdout;
+    let revision_before = revision(&gw);
+    // Valid offline, but Kong's key-auth cannot be scoped to a consumer (`no_consumer`).
+    let file = TEAM_A.replace("a.internal", "a2.internal")
+        + "  - username: a3\n    plugins:\n      - name: key-auth\n        config: {key_names: [apikey]}\n";
+    ws.write("a.yaml", &file);
+    let run = fails(ws.run(&["sync", "a.yaml"]));
+    assert!(
+        run.stderr
+            .contains("creating plugin key-auth for consumer a3 failed, so nothing was applied")
+            && run.stderr.contains("consumer: value must be null"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(revision(&gw), revision_before);
+    let after = ok(ws.run(&["dump", "--show-secrets", "--with-id"])).stdout;
+    assert_eq!(
+        after, before,
+        "the service update and consumer create were rolled back"
     );
 }
