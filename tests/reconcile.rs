@@ -624,3 +624,39 @@ fn a_batch_with_a_plugin_the_gateway_rejects_changes_nothing() {
         "the service update and consumer create were rolled back"
     );
 }
+
+#[test]
+fn an_admin_token_is_required_sent_with_the_flag_and_never_printed() {
+    let gw = Gateway::start_with(&["--admin-token", "tok-canary-55"]);
+    let ws = gw.workspace();
+    ws.write("a.yaml", TEAM_A);
+    let denied = fails(ws.run(&["sync", "a.yaml"]));
+    assert!(denied.stderr.contains("401"), "{}", denied.stderr);
+    let ws = ws.env("DECK_KONG_ADMIN_TOKEN", "tok-canary-55");
+    let runs = [
+        ws.run(&["sync", "a.yaml"]),
+        ws.run(&["diff", "a.yaml", "--non-zero-exit-code"]),
+        ws.run(&["dump"]),
+        ws.run(&["reset", "--select-tag", "team-a", "--yes"]),
+    ];
+    for run in runs {
+        run.assert_ok();
+        assert!(!format!("{}{}", run.stdout, run.stderr).contains("tok-canary-55"));
+    }
+}
+
+#[test]
+fn skip_consumers_leaves_consumers_and_their_keys_alone() {
+    let gw = Gateway::start(None);
+    let ws = gw.workspace();
+    ws.write("a.yaml", TEAM_A);
+    ok(ws.run(&["sync", "a.yaml"]));
+    let services_only = "_format_version: \"3.0\"\n_info:\n  select_tags: [team-a]\nservices:\n  - name: a-svc\n    url: http://a.internal:8080\n    routes:\n      - name: a-route\n        paths: [/a]\n    plugins:\n      - name: key-auth\n        config: {key_names: [apikey]}\n";
+    ws.write("svc.yaml", services_only);
+    let synced = ok(ws.run(&["sync", "svc.yaml", "--skip-consumers", "--no-color"]));
+    assert!(synced.stdout.contains("  Deleted: 0\n"), "{}", synced.stdout);
+    assert_eq!(names(&gw, "consumers", "username"), ["a1", "a2"]);
+    assert_eq!(names(&gw, "key-auths", "key"), ["a1-key"]);
+    let full = ok(ws.run(&["diff", "svc.yaml", "--no-color"]));
+    assert!(full.stdout.contains("deleting consumer a1"), "{}", full.stdout);
+}

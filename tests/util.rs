@@ -144,11 +144,16 @@ pub struct Gateway {
 impl Gateway {
     /// Starts a gateway serving `control_plane` (the default one when `None`).
     pub fn start(control_plane: Option<&str>) -> Self {
-        let data = tempfile::tempdir().expect("data dir");
         let extra: Vec<&str> = control_plane
             .map(|cp| vec!["--control-plane", cp])
             .unwrap_or_default();
-        let served = crate::serve::serve(data.path(), &extra);
+        Self::start_with(&extra)
+    }
+
+    /// Starts a gateway with extra `gantry serve` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("data dir");
+        let served = crate::serve::serve(data.path(), extra);
         Self {
             served,
             _data: data,
