@@ -654,9 +654,17 @@ fn skip_consumers_leaves_consumers_and_their_keys_alone() {
     let services_only = "_format_version: \"3.0\"\n_info:\n  select_tags: [team-a]\nservices:\n  - name: a-svc\n    url: http://a.internal:8080\n    routes:\n      - name: a-route\n        paths: [/a]\n    plugins:\n      - name: key-auth\n        config: {key_names: [apikey]}\n";
     ws.write("svc.yaml", services_only);
     let synced = ok(ws.run(&["sync", "svc.yaml", "--skip-consumers", "--no-color"]));
-    assert!(synced.stdout.contains("  Deleted: 0\n"), "{}", synced.stdout);
+    assert!(
+        synced.stdout.contains("  Deleted: 0\n"),
+        "{}",
+        synced.stdout
+    );
     assert_eq!(names(&gw, "consumers", "username"), ["a1", "a2"]);
     assert_eq!(names(&gw, "key-auths", "key"), ["a1-key"]);
     let full = ok(ws.run(&["diff", "svc.yaml", "--no-color"]));
-    assert!(full.stdout.contains("deleting consumer a1"), "{}", full.stdout);
+    assert!(
+        full.stdout.contains("deleting consumer a1"),
+        "{}",
+        full.stdout
+    );
 }

@@ -161,7 +161,8 @@ impl Indexed {
                 map.remove(f);
             }
             for (field, target) in fk_fields(kind) {
-                if let Some(id) = fk_id(&Value::Object(map.clone()), field) {
+                let id = map.get(*field).and_then(|f| f.get("id"));
+                if let Some(id) = id.and_then(Value::as_str).map(str::to_owned) {
                     let key = self
                         .key_of_id
                         .get(&(*target, id.clone()))
@@ -282,11 +283,16 @@ pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> P
             if key.0 != kind {
                 break;
             }
+            let old = have.by_key.get(key);
+            // Most entities are unchanged: compare first, build the change only when needed.
+            if old.is_some_and(|old| want.comparable(kind, v) == have.comparable(kind, old)) {
+                continue;
+            }
             let mut new = v.clone();
             remap_ids(kind, &mut new, &id_map);
             strip_timestamps(&mut new);
             let name = friendly_name(kind, v, &want);
-            match have.by_key.get(key) {
+            match old {
                 None => upserts.push(Change {
                     action: Action::Create,
                     kind,
@@ -296,18 +302,16 @@ pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> P
                     new: Some(new),
                 }),
                 Some(old) => {
-                    if want.comparable(kind, v) != have.comparable(kind, old) {
-                        let mut old = old.clone();
-                        strip_timestamps(&mut old);
-                        upserts.push(Change {
-                            action: Action::Update,
-                            kind,
-                            name,
-                            id: str_field(&new, "id").unwrap_or_default().to_owned(),
-                            old: Some(old),
-                            new: Some(new),
-                        });
-                    }
+                    let mut old = old.clone();
+                    strip_timestamps(&mut old);
+                    upserts.push(Change {
+                        action: Action::Update,
+                        kind,
+                        name,
+                        id: str_field(&new, "id").unwrap_or_default().to_owned(),
+                        old: Some(old),
+                        new: Some(new),
+                    });
                 }
             }
         }
