@@ -668,3 +668,18 @@ fn skip_consumers_leaves_consumers_and_their_keys_alone() {
         full.stdout
     );
 }
+
+#[test]
+fn apply_refuses_a_plan_saved_in_sync_mode_because_apply_never_deletes() {
+    let gw = Gateway::start(None);
+    let ws = gw.workspace();
+    ws.write("a.yaml", TEAM_A);
+    ok(ws.run(&["plan", "a.yaml", "--mode", "sync", "-o", "p.json"]));
+    let run = fails(ws.run(&["apply", "--plan", "p.json"]));
+    assert!(
+        run.stderr.contains("was made in `sync` mode"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(names(&gw, "services", "name"), Vec::<String>::new());
+}
