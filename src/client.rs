@@ -77,6 +77,7 @@ pub struct BatchResponse {
 pub struct AdminClient {
     base: String,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl AdminClient {
@@ -112,7 +113,11 @@ impl AdminClient {
                 addr: base.clone(),
                 reason: e.to_string(),
             })?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            timeout: opts.timeout,
+        })
     }
 
     async fn send(
@@ -121,9 +126,20 @@ impl AdminClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, ClientError> {
+        self.send_within(method, path, body, self.timeout).await
+    }
+
+    async fn send_within(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Option<Value>, ClientError> {
         let mut req = self
             .http
-            .request(method.clone(), format!("{}{path}", self.base));
+            .request(method.clone(), format!("{}{path}", self.base))
+            .timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -314,7 +330,13 @@ impl AdminClient {
             method: "POST".into(),
             path: path.clone(),
         })?;
-        let v = self.post(&path, &body).await?;
+        // The gateway's time grows with the batch: allow 1 ms per operation on top of
+        // `--timeout`, so a 20,000-entity apply is not cut off while it commits.
+        let timeout = self.timeout + Duration::from_millis(req.operations.len() as u64);
+        let v = self
+            .send_within(reqwest::Method::POST, &path, Some(&body), timeout)
+            .await?
+            .unwrap_or(Value::Null);
         serde_json::from_value(v).map_err(|_| ClientError::Decode {
             method: "POST".into(),
             path,

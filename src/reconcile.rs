@@ -29,6 +29,10 @@ pub enum ReconcileError {
         "conflict: the control plane changed since the plan was computed (planned against revision {expected}, now {current}); nothing was applied\n\nhint: run the command again to plan against the current state"
     )]
     Conflict { expected: u64, current: String },
+    #[error(
+        "the gateway at {addr} did not answer the batch in time; it may still have been applied\n\nhint: run `gantry diff` to see the current state, or raise `--timeout`"
+    )]
+    Unanswered { addr: String },
     #[error("{operation} failed, so nothing was applied: {message}")]
     Rejected { operation: String, message: String },
 }
@@ -216,6 +220,9 @@ pub async fn execute(
                 .map(str::to_owned)
                 .unwrap_or(message);
             Err(ReconcileError::Rejected { operation, message })
+        }
+        Err(ClientError::Connect { addr, reason }) if reason == "timed out" => {
+            Err(ReconcileError::Unanswered { addr })
         }
         Err(e) => Err(e.into()),
     }

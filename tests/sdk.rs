@@ -81,7 +81,9 @@ fn start(args: &[&str], ready: &str) -> Proc {
 }
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(name)
 }
 
 #[test]
@@ -123,7 +125,10 @@ fn the_real_sdks_chat_and_stream_through_the_gateway_for_openai_and_anthropic_ta
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
         assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
-        assert!(stdout.starts_with("ok The capital of France is Paris."), "{stdout}");
+        assert!(
+            stdout.starts_with("ok The capital of France is Paris."),
+            "{stdout}"
+        );
     };
     let stream = script("openai_stream.py").to_str().unwrap().to_owned();
     run(&[

@@ -2,8 +2,12 @@
 
 mod util;
 
+mod namespaces;
 mod quickstart;
+mod reconcile;
 mod render;
+mod sdk;
+mod seed_flow;
 mod serve;
 mod template;
 mod validate;

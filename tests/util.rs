@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// What a run of `gantry` produced.
 #[derive(Debug)]
@@ -133,4 +134,145 @@ pub fn minimal(extra: &str) -> String {
     format!(
         "_format_version: \"3.0\"\nservices:\n  - name: svc\n    url: http://localhost:9000\n    routes:\n      - name: r\n        paths: [/r]\n{extra}"
     )
+}
+
+/// A `gantry serve` on free loopback ports with its own temp data dir; killed on drop.
+pub struct Gateway {
+    served: crate::serve::Served,
+    _data: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts a gateway serving `control_plane` (the default one when `None`).
+    pub fn start(control_plane: Option<&str>) -> Self {
+        let extra: Vec<&str> = control_plane
+            .map(|cp| vec!["--control-plane", cp])
+            .unwrap_or_default();
+        Self::start_with(&extra)
+    }
+
+    /// Starts a gateway with extra `gantry serve` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("data dir");
+        let served = crate::serve::serve(data.path(), extra);
+        Self {
+            served,
+            _data: data,
+        }
+    }
+
+    /// The admin API's base URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.served.admin)
+    }
+
+    /// A workspace whose runs talk to this gateway (`DECK_KONG_ADDR`).
+    pub fn workspace(&self) -> Workspace {
+        Workspace::new().env("DECK_KONG_ADDR", &self.admin_url())
+    }
+
+    /// Like [`Gateway::workspace`], with the recipe's variables set.
+    pub fn recipe_workspace(&self) -> Workspace {
+        recipe_workspace().env("DECK_KONG_ADDR", &self.admin_url())
+    }
+
+    /// Sends one admin API request; returns the status and the JSON body (`Null` if none).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        http(method, &format!("{}{path}", self.admin_url()), body)
+    }
+
+    /// `GET path`, asserting 200.
+    #[track_caller]
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// The id of the control plane called `name`.
+    #[track_caller]
+    pub fn control_plane_id(&self, name: &str) -> String {
+        let list = self.get("/v2/control-planes");
+        list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|cp| cp["name"] == name)
+            .and_then(|cp| cp["id"].as_str())
+            .unwrap_or_else(|| panic!("no control plane {name}: {list}"))
+            .to_owned()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.served.child.kill();
+        let _ = self.served.child.wait();
+    }
+}
+
+/// One blocking HTTP request with a JSON body; returns the status and JSON body (`Null` if none).
+pub fn http(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = reqwest::Client::new().request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("admin API answers");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    })
+}
+
+/// A fresh port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `target/pyenv`, a venv with the `openai` (<2) and `anthropic` SDKs, made once per run.
+/// Threads share it through the `OnceLock`; a marker file carries it across runs.
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let target = Path::new(env!("CARGO_BIN_EXE_gantry"))
+            .ancestors()
+            .nth(2)
+            .expect("target dir")
+            .to_path_buf();
+        let venv = target.join("pyenv");
+        let marker = venv.join(".gantry-ready");
+        if !marker.exists() {
+            let status = |cmd: &mut Command| {
+                let out = cmd.output().expect("run python");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            status(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            status(Command::new(venv.join("bin/pip")).args([
+                "install",
+                "-q",
+                "openai>=1,<2",
+                "anthropic",
+            ]));
+            std::fs::write(&marker, "ok\n").expect("marker");
+        }
+        venv.join("bin/python")
+    })
 }

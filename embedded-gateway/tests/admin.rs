@@ -239,8 +239,20 @@ async fn consumers_own_key_auth_credentials_and_deleting_a_consumer_cascades() {
         .await;
     assert_eq!(gw.get("/key-auths/a%20b%2Bc").await.1["id"], odd["id"]);
     assert_eq!(gw.call("DELETE", "/key-auths/a%20b%2Bc", None).await.0, 204);
-    gw.create("/consumers/alice/plugins", json!({"name": "key-auth"}))
+    let (s, err) = gw
+        .post("/consumers/alice/plugins", json!({"name": "key-auth"}))
         .await;
+    assert_eq!(
+        (s, err["fields"]["consumer"].clone()),
+        (400, json!("value must be null"))
+    );
+    let model = json!({"provider": "openai", "name": "gpt-4o"});
+    let targets = json!([{"route_type": "llm/v1/chat", "model": model}]);
+    gw.create(
+        "/consumers/alice/plugins",
+        json!({"name": "ai-proxy-advanced", "config": {"targets": targets}}),
+    )
+    .await;
 
     let (s, dup) = gw
         .post("/consumers/alice/key-auth", json!({"key": "s3cret-key"}))

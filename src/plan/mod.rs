@@ -5,7 +5,7 @@
 pub mod diff;
 pub mod render;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use embedded_gateway::model::{EntityKind, ForeignKey};
 use embedded_gateway::snapshot::ConfigSnapshot;
@@ -43,8 +43,8 @@ pub struct Change {
     pub new: Option<Value>,
 }
 
-/// A whole plan, in execution order: creates and updates parents first, then deletes
-/// children first.
+/// A whole plan, in execution order: deletes children first (except those of entities a kept
+/// entity still references, which run last), then updates and creates parents first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub mode: Mode,
@@ -161,7 +161,8 @@ impl Indexed {
                 map.remove(f);
             }
             for (field, target) in kind.foreign_keys() {
-                if let Some(id) = fk_id(&Value::Object(map.clone()), field) {
+                let id = map.get(*field).and_then(|f| f.get("id"));
+                if let Some(id) = id.and_then(Value::as_str).map(str::to_owned) {
                     let key = self
                         .key_of_id
                         .get(&(*target, id.clone()))
@@ -246,15 +247,23 @@ pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> P
 
     let mut upserts = Vec::new();
     for kind in EntityKind::ALL {
+        // Within a kind, updates run before creates: an update may free a unique value
+        // (custom_id, name) that a create takes.
+        let first_update = upserts.len();
         for (key, v) in want.by_key.range(Key(kind, String::new())..) {
             if key.0 != kind {
                 break;
+            }
+            let old = have.by_key.get(key);
+            // Most entities are unchanged: compare first, build the change only when needed.
+            if old.is_some_and(|old| want.comparable(kind, v) == have.comparable(kind, old)) {
+                continue;
             }
             let mut new = v.clone();
             remap_ids(kind, &mut new, &id_map);
             strip_timestamps(&mut new);
             let name = friendly_name(kind, v, &want);
-            match have.by_key.get(key) {
+            match old {
                 None => upserts.push(Change {
                     action: Action::Create,
                     kind,
@@ -264,21 +273,20 @@ pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> P
                     new: Some(new),
                 }),
                 Some(old) => {
-                    if want.comparable(kind, v) != have.comparable(kind, old) {
-                        let mut old = old.clone();
-                        strip_timestamps(&mut old);
-                        upserts.push(Change {
-                            action: Action::Update,
-                            kind,
-                            name,
-                            id: str_field(&new, "id").unwrap_or_default().to_owned(),
-                            old: Some(old),
-                            new: Some(new),
-                        });
-                    }
+                    let mut old = old.clone();
+                    strip_timestamps(&mut old);
+                    upserts.push(Change {
+                        action: Action::Update,
+                        kind,
+                        name,
+                        id: str_field(&new, "id").unwrap_or_default().to_owned(),
+                        old: Some(old),
+                        new: Some(new),
+                    });
                 }
             }
         }
+        upserts[first_update..].sort_by_key(|c| c.action != Action::Update);
     }
 
     let mut deletes = Vec::new();
@@ -304,12 +312,34 @@ pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> P
         }
     }
 
-    upserts.extend(deletes);
+    // Deletes run first, so a name, custom_id or plugin instance_name freed by one can be
+    // taken by a create in the same batch; a delete of an entity that a kept entity still
+    // references (a route moving to another service) waits until that entity has moved.
+    let kept_refs = kept_references(&want, &have);
+    let (late, mut changes): (Vec<Change>, Vec<Change>) = deletes
+        .into_iter()
+        .partition(|d| kept_refs.contains(&(d.kind, d.id.clone())));
+    changes.extend(upserts);
+    changes.extend(late);
     Plan {
         mode,
         base_revision: Some(live.revision),
-        changes: upserts,
+        changes,
     }
+}
+
+/// `(kind, id)` of every live entity that a live entity staying in the plan points at.
+fn kept_references(want: &Indexed, have: &Indexed) -> HashSet<(EntityKind, String)> {
+    have.by_key
+        .iter()
+        .filter(|(key, _)| want.by_key.contains_key(key))
+        .flat_map(|(key, v)| {
+            key.0
+                .foreign_keys()
+                .iter()
+                .filter_map(|(field, target)| Some((*target, fk_id(v, field)?)))
+        })
+        .collect()
 }
 
 fn strip_timestamps(v: &mut Value) {

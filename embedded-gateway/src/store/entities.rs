@@ -104,14 +104,22 @@ pub fn get(
     kind: EntityKind,
     id_or_key: &str,
 ) -> Result<Option<Value>, StoreError> {
-    let body: Option<String> = conn
-        .query_row(
-            "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND (id = ?3 OR endpoint_key = ?3)
-             ORDER BY id = ?3 DESC LIMIT 1",
+    // Two indexed lookups, id first: one query with `id = ?3 OR endpoint_key = ?3` scans
+    // every entity of the kind, which made a batch of n creates O(n²).
+    let by = |column: &str| {
+        conn.query_row(
+            &format!(
+                "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND {column} = ?3 LIMIT 1"
+            ),
             params![cp_id, kind_key(kind), id_or_key],
-            |r| r.get(0),
+            |r| r.get::<_, String>(0),
         )
-        .optional()?;
+        .optional()
+    };
+    let body = match by("id")? {
+        Some(b) => Some(b),
+        None => by("endpoint_key")?,
+    };
     Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
 }
 

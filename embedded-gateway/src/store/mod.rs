@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS unique_keys (
     entity_id TEXT NOT NULL,
     PRIMARY KEY (cp_id, kind, field, value)
 );
+CREATE INDEX IF NOT EXISTS unique_keys_by_entity ON unique_keys (cp_id, entity_id);
 ";
 
 /// A handle on the store. Cheap to clone; all clones share one connection, so writes are

@@ -185,6 +185,10 @@ fn normalize_plugin(value: &mut Value) -> Result<(), StoreError> {
             format!("plugin '{name}' not enabled; add it to the 'plugins' configuration property"),
         ));
     }
+    // Kong's `typedefs.no_consumer`: an authentication plugin cannot be scoped to a consumer.
+    if name == "key-auth" && value.get("consumer").is_some_and(|c| !c.is_null()) {
+        return Err(StoreError::schema("consumer", "value must be null"));
+    }
     match plugins::normalize_config(&name, &value["config"]) {
         Ok(config) => value["config"] = config,
         Err(errors) => {

@@ -1,0 +1,171 @@
+//! The seed's whole flow as a user runs it: `quickstart --mock-llm` → `adopt` → `apply` the
+//! recipe → the unchanged `demo.py` through the proxy with the real `openai` SDK → `reset` →
+//! `quickstart -d`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{Run, Workspace, free_port, http, python, recipe, recipe_workspace};
+
+const CP: &str = "basic-llm-routing-recipe";
+
+/// The seed's demo script, from the shared folder that lies beside the checkout.
+fn demo_py() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/demo.py")
+}
+
+#[track_caller]
+fn ok(run: Run) -> Run {
+    run.assert_ok();
+    run
+}
+
+/// `export NAME='value'` from quickstart's stdout.
+fn export(stdout: &str, name: &str) -> String {
+    let prefix = format!("export {name}='");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"))
+        .to_owned()
+}
+
+#[test]
+fn the_seed_recipe_runs_end_to_end_and_tears_down_completely() {
+    let python = python();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let listen = [
+        format!("127.0.0.1:{proxy}"),
+        format!("127.0.0.1:{admin}"),
+        format!("127.0.0.1:{mock}"),
+    ];
+    let boot = Workspace::new();
+    let started = ok(boot.run(&[
+        "quickstart",
+        "--control-plane",
+        CP,
+        "--mock-llm",
+        "--data-dir",
+        data_dir,
+        "--proxy-listen",
+        &listen[0],
+        "--admin-listen",
+        &listen[1],
+        "--mock-llm-listen",
+        &listen[2],
+    ]));
+    let proxy_url = export(&started.stdout, "PROXY_URL");
+    let admin_url = export(&started.stdout, "DECK_KONG_ADDR");
+    let guard = Teardown { data_dir };
+
+    let ws = recipe_workspace().env("DECK_KONG_ADDR", &admin_url);
+    let recipe = recipe();
+    ok(ws.run(&["adopt", "control-plane", CP, "--namespace", CP]));
+    let applied = ok(ws.run(&["apply", &recipe, "--no-color"]));
+    assert!(
+        applied.stdout.contains("  Created: 6\n"),
+        "{}",
+        applied.stdout
+    );
+    ok(ws.run(&["diff", &recipe, "--non-zero-exit-code"]));
+
+    let demo = Command::new(python)
+        .arg(demo_py())
+        .env("PROXY_URL", &proxy_url)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run demo.py");
+    let out = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for line in [
+        "[ROUTED TO] alias='fast' -> upstream model=openai/gpt-4o-mini",
+        "[ROUTED TO] alias='smart' -> upstream model=openai/gpt-4o",
+        "[RESPONSE] The capital of France is Paris.",
+        "[BLOCKED] 401 Error code: 401 - {'message': 'No credentials found for given apikey'}",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    let (_, seen) = http("GET", &format!("http://{}/_mock/requests", listen[2]), None);
+    let chats: Vec<&Value> = seen
+        .as_array()
+        .or_else(|| seen["requests"].as_array())
+        .or_else(|| seen["data"].as_array())
+        .unwrap_or_else(|| panic!("request log: {seen}"))
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/chat/completions"))
+        })
+        .collect();
+    assert_eq!(
+        chats.len(),
+        2,
+        "exactly the two authorised requests: {seen}"
+    );
+    for chat in chats {
+        let h = &chat["headers"];
+        assert_eq!(h["authorization"], "Bearer sk-canary-7f3a", "{chat}");
+        assert!(
+            h.get("apikey").is_none(),
+            "hide_credentials strips the key: {chat}"
+        );
+        assert_eq!(h["x-consumer-username"], "demo-app", "{chat}");
+    }
+
+    let reset = ok(ws.run(&["reset", "--select-tag", CP, "--yes", "--no-color"]));
+    assert!(reset.stdout.contains("  Deleted: 6\n"), "{}", reset.stdout);
+    let dump = ok(ws.run(&["dump", "--control-plane", CP, "--format", "json"]));
+    let left: Value = serde_json::from_str(&dump.stdout).unwrap();
+    for kind in ["services", "routes", "consumers", "plugins"] {
+        assert!(
+            left.get(kind).is_none_or(|v| v == &Value::Array(vec![])),
+            "{kind}: {left}"
+        );
+    }
+    drop(guard);
+    let admin_port = listen[1].clone();
+    assert!(
+        std::net::TcpStream::connect(&admin_port).is_err(),
+        "quickstart -d stopped the gateway"
+    );
+    assert!(
+        std::net::TcpStream::connect(&listen[2]).is_err(),
+        "and the mock LLM"
+    );
+}
+
+/// Runs `quickstart -d` when the test ends, even when it fails half-way.
+struct Teardown<'a> {
+    data_dir: &'a str,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let down = Workspace::new().run(&[
+            "quickstart",
+            "-d",
+            "--control-plane",
+            CP,
+            "--data-dir",
+            self.data_dir,
+        ]);
+        if !std::thread::panicking() {
+            down.assert_ok();
+            assert!(
+                down.stderr
+                    .contains(&format!("deleted control plane '{CP}'")),
+                "{}",
+                down.stderr
+            );
+        }
+    }
+}
