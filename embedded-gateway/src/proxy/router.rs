@@ -345,7 +345,15 @@ mod tests {
             ),
             route(serde_json::json!({"hosts": ["only.host"]})),
         ];
-        let table: &[(&str, Option<&str>, &str, &[(&str, &str)], Option<usize>)] = &[
+        /// method, host, path, headers → index of the route that must match.
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Option<usize>,
+        );
+        let table: &[Case] = &[
             ("GET", None, "/other", &[], Some(0)),
             ("GET", None, "/api/x", &[], Some(1)),
             ("GET", None, "/api/v1/x", &[], Some(2)),
