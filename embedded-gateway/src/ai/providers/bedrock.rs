@@ -641,20 +641,10 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::providers::test_support::{object, parse};
     use aws_smithy_eventstream::frame::write_message_to;
     use aws_smithy_types::event_stream::{Header, Message};
     use base64::Engine;
-
-    fn parse(b: &[u8]) -> Value {
-        serde_json::from_slice(b).unwrap()
-    }
-
-    fn object(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!(),
-        }
-    }
 
     fn decode(parts: &[&[u8]]) -> Vec<SseEvent> {
         let mut d = EventStreamDecoder::default();

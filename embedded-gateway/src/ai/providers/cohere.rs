@@ -312,18 +312,8 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::providers::test_support::{object, parse};
     use crate::ai::sse::SseDecoder;
-
-    fn parse(b: &[u8]) -> Value {
-        serde_json::from_slice(b).unwrap()
-    }
-
-    fn object(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!(),
-        }
-    }
 
     #[test]
     fn request_carries_kongs_tuning_fields_in_chat_v2_form() {

@@ -558,19 +558,9 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::providers::test_support::{object, parse};
     use crate::ai::sse::SseDecoder;
     use crate::plugins::ai_proxy::GeminiOptions;
-
-    fn parse(b: &[u8]) -> Value {
-        serde_json::from_slice(b).unwrap()
-    }
-
-    fn object(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!(),
-        }
-    }
 
     #[test]
     fn request_matches_kongs_expected_gemini_request() {

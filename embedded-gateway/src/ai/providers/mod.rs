@@ -880,3 +880,20 @@ mod tests {
         }
     }
 }
+
+/// Helpers the providers' table tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use serde_json::{Map, Value};
+
+    pub fn parse(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    pub fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("expected a JSON object, got {other}"),
+        }
+    }
+}

@@ -266,21 +266,11 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::providers::test_support::{object, parse};
     use crate::plugins::ai_proxy::{Llama2Format, Provider};
-
-    fn parse(b: &[u8]) -> Value {
-        serde_json::from_slice(b).unwrap()
-    }
 
     fn kind() -> ProviderKind {
         ProviderKind::Ollama
-    }
-
-    fn object(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!(),
-        }
     }
 
     #[test]
