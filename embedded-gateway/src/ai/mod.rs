@@ -5,6 +5,7 @@ pub mod plugin;
 pub mod providers;
 pub mod sse;
 pub mod types;
+pub mod upstream;
 
 use http::StatusCode;
 

@@ -18,6 +18,7 @@ use super::providers::bedrock::Signer;
 use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
+use super::upstream::{UpstreamClient, UpstreamResponse};
 use crate::plugins::ai_proxy::{
     AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
     Target,
@@ -146,7 +147,7 @@ struct Upstream<'a> {
 
 /// What the proxy hands the plugin for one request.
 pub struct AiRequest<'a> {
-    pub client: &'a reqwest::Client,
+    pub client: &'a UpstreamClient,
     /// Client headers after key-auth, hop-by-hop headers already removed.
     pub headers: HeaderMap,
     /// The request body, parsed once.
@@ -256,11 +257,11 @@ impl AiPlugin {
             .unwrap_or(false);
         let (kind, url) = target.endpoint(&model, stream)?;
         let bearer = match &target.tokens {
-            Some(t) => Some(t.bearer(req.client).await?),
+            Some(t) => Some(t.bearer(req.client.reqwest()).await?),
             None => None,
         };
         let aws = match &target.signer {
-            Some(signer) => Some(signer.resolve(req.client).await?),
+            Some(signer) => Some(signer.resolve(req.client.reqwest()).await?),
             None => None,
         };
         let upstream = self.build_upstream(
@@ -378,16 +379,16 @@ impl AiPlugin {
     /// Sends the request; connect + write + read timeouts bound the wait for response headers.
     async fn send(
         &self,
-        client: &reqwest::Client,
+        client: &UpstreamClient,
         req: reqwest::Request,
         kind: ProviderKind,
-    ) -> Result<reqwest::Response, AiError> {
+    ) -> Result<UpstreamResponse, AiError> {
         let budget = self.connect_timeout + self.write_timeout + self.read_timeout;
         match tokio::time::timeout(budget, client.execute(req)).await {
             Err(_) => Err(timeout_error(kind)),
             Ok(Err(e)) if e.is_timeout() => Err(timeout_error(kind)),
             Ok(Err(e)) => {
-                tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream request failed");
+                tracing::warn!(provider = kind.name(), error = %e, "upstream request failed");
                 Err(unreachable_error(kind))
             }
             Ok(Ok(r)) => Ok(r),
@@ -397,11 +398,11 @@ impl AiPlugin {
     /// Reads the whole body, each read bounded by `read_timeout`, up to `limit` bytes.
     async fn read_body(
         &self,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         kind: ProviderKind,
         limit: usize,
     ) -> Result<Bytes, AiError> {
-        let mut stream = response.bytes_stream();
+        let mut stream = body_stream(response);
         let mut buf = bytes::BytesMut::new();
         let mut single: Option<Bytes> = None;
         loop {
@@ -438,7 +439,7 @@ impl AiPlugin {
         &self,
         kind: ProviderKind,
         model: &str,
-        response: reqwest::Response,
+        response: UpstreamResponse,
     ) -> Result<Response<Body>, AiError> {
         let body = self.read_body(response, kind, usize::MAX).await?;
         let converted = kind.convert_response(body, model)?;
@@ -451,7 +452,7 @@ impl AiPlugin {
         &self,
         target: &CompiledTarget,
         kind: ProviderKind,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         stream: bool,
     ) -> Result<Response<Body>, AiError> {
         let status = response.status();
@@ -459,7 +460,7 @@ impl AiPlugin {
         let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
         let mut r = if stream && status.is_success() {
             let read_timeout = self.read_timeout;
-            let mut upstream = response.bytes_stream();
+            let mut upstream = body_stream(response);
             let body = async_stream::stream! {
                 loop {
                     match tokio::time::timeout(read_timeout, upstream.next()).await {
@@ -507,7 +508,7 @@ impl AiPlugin {
         &self,
         target: &CompiledTarget,
         kind: ProviderKind,
-        response: reqwest::Response,
+        response: UpstreamResponse,
     ) -> Result<Response<Body>, AiError> {
         let status = response.status();
         let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
@@ -532,10 +533,10 @@ impl AiPlugin {
         kind: ProviderKind,
         model: &str,
         include_usage: bool,
-        response: reqwest::Response,
+        response: UpstreamResponse,
     ) -> Result<Response<Body>, AiError> {
         let mut decoder = FrameDecoder::for_response(kind, response.headers().get(CONTENT_TYPE));
-        let mut upstream = response.bytes_stream();
+        let mut upstream = body_stream(response);
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
         while first.is_empty() && !translator.is_done() {
@@ -607,6 +608,11 @@ impl AiPlugin {
 
 /// Provider response headers worth passing on (request ids, rate limits), minus framing,
 /// cookies and anything that could carry a credential.
+/// The response body as a stream of chunks.
+fn body_stream(response: UpstreamResponse) -> http_body_util::BodyDataStream<reqwest::Body> {
+    http_body_util::BodyDataStream::new(response.into_body())
+}
+
 fn passthrough_headers(src: &HeaderMap, target: &CompiledTarget) -> Vec<(HeaderName, HeaderValue)> {
     src.iter()
         .filter(|(k, _)| {

@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::ai::plugin::{AiRequest, bad_json, error_response, too_large};
+use crate::ai::upstream::UpstreamClient;
 use crate::snapshot::ConfigSnapshot;
 use body::{BodyError, RequestBody};
 use compile::Compiled;
@@ -40,7 +41,7 @@ pub struct ProxyOptions {
 pub struct Proxy {
     current: Arc<ArcSwap<Compiled>>,
     options: Arc<ProxyOptions>,
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 /// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
@@ -70,7 +71,7 @@ impl Proxy {
         Self {
             current: Arc::new(ArcSwap::from_pointee(Compiled::default())),
             options: Arc::new(options),
-            client: upstream_client(),
+            client: UpstreamClient::new(),
         }
     }
 
@@ -81,7 +82,7 @@ impl Proxy {
         Self {
             current: self.current.clone(),
             options: self.options.clone(),
-            client: upstream_client(),
+            client: UpstreamClient::new(),
         }
     }
 
@@ -211,7 +212,7 @@ impl Proxy {
             remote,
             started,
         };
-        plain::forward(&self.client, fwd, parts, upstream_body).await
+        plain::forward(self.client.reqwest(), fwd, parts, upstream_body).await
     }
 }
 
@@ -244,18 +245,6 @@ async fn read_body(
                 started,
             ),
         })
-}
-
-/// The pooled upstream client: no environment proxies, no redirects (a provider must not be
-/// able to send the gateway elsewhere), Nagle off.
-fn upstream_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
