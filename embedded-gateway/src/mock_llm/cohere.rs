@@ -7,39 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::answer::{Reply, pieces, stable_id, text_of, tokens};
+use super::answer::{Reply, pieces, stable_id, tokens};
 use super::convo::{Convo, gate};
 use super::{Shared, body_response, json_response, sse_response};
 
 fn error(status: StatusCode, message: &str) -> Response {
     json_response(status, json!({"id": "mock-error", "message": message}))
-}
-
-fn convo(body: &Value) -> Convo {
-    let messages = body.get("messages").and_then(Value::as_array);
-    let last = messages.and_then(|m| m.last()).cloned().unwrap_or_default();
-    Convo {
-        model: body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-        last_role: last
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("user")
-            .to_owned(),
-        last_text: text_of(last.get("content").unwrap_or(&Value::Null)),
-        first_tool: body
-            .pointer("/tools/0/function/name")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        prompt_tokens: messages
-            .into_iter()
-            .flatten()
-            .map(|m| tokens(&text_of(m.get("content").unwrap_or(&Value::Null))))
-            .sum(),
-    }
 }
 
 fn usage(c: &Convo, completion: u64) -> Value {
@@ -103,7 +76,7 @@ pub async fn handle(s: &Shared, headers: &HeaderMap, body: Option<Value>) -> Res
             "invalid request: messages must not be empty",
         );
     };
-    let c = convo(&body);
+    let c = Convo::from_chat_messages(&body);
     if c.model.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,

@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::answer::{Reply, reply, stable_id};
+use super::answer::{Reply, reply, stable_id, text_of, tokens};
 use super::{Fault, Plan};
 
 /// The conversation as the mock needs it, whatever the wire format.
@@ -20,6 +20,39 @@ pub struct Convo {
 }
 
 impl Convo {
+    /// The conversation of a chat body in the OpenAI `messages` shape (Cohere v2 and Ollama
+    /// use it too).
+    pub fn from_chat_messages(body: &serde_json::Value) -> Convo {
+        let messages = body.get("messages").and_then(serde_json::Value::as_array);
+        let last = messages.and_then(|m| m.last()).cloned().unwrap_or_default();
+        Convo {
+            model: body
+                .get("model")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            last_role: last
+                .get("role")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("user")
+                .to_owned(),
+            last_text: text_of(last.get("content").unwrap_or(&serde_json::Value::Null)),
+            first_tool: body
+                .pointer("/tools/0/function/name")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            prompt_tokens: messages
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    tokens(&text_of(
+                        m.get("content").unwrap_or(&serde_json::Value::Null),
+                    ))
+                })
+                .sum(),
+        }
+    }
+
     pub fn reply(&self) -> Reply {
         reply(&self.last_role, &self.last_text, self.first_tool.as_deref())
     }

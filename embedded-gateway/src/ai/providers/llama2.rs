@@ -13,7 +13,7 @@ use super::{
 };
 use crate::ai::AiError;
 use crate::ai::sse::SseEvent;
-use crate::ai::types::{ErrorEnvelope, Usage};
+use crate::ai::types::Usage;
 use crate::plugins::ai_proxy::{Llama2Format, ModelOptions};
 
 pub const GENERATE_PATH: &str = "/generate";
@@ -179,17 +179,9 @@ impl StreamState {
     }
 
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) {
-        if self.chunks.done {
-            return;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Some(v) = self.chunks.json_event(ev, out) else {
             return;
         };
-        if let Some(e) = v.get("error").and_then(Value::as_str) {
-            let env = ErrorEnvelope::new(e, "api_error", Some("upstream_error"));
-            self.chunks.error(&env, out);
-            return;
-        }
         self.chunks.start(out);
         let special = v.pointer("/token/special").and_then(Value::as_bool) == Some(true);
         if !special && let Some(t) = v.pointer("/token/text").and_then(Value::as_str) {

@@ -761,6 +761,22 @@ impl Chunks {
         out.push(encode_data(&serde_json::to_vec(env).unwrap_or_default()));
         self.done = true;
     }
+
+    /// The JSON of one upstream event of a JSON-lines stream (Ollama, TGI). `None` when the
+    /// stream already ended, the data is not JSON, or it is an upstream `{"error": "…"}`, which
+    /// ends the stream with an error event.
+    pub fn json_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) -> Option<Value> {
+        if self.done {
+            return None;
+        }
+        let v = serde_json::from_str::<Value>(&ev.data).ok()?;
+        if let Some(e) = v.get("error").and_then(Value::as_str) {
+            let env = ErrorEnvelope::new(e, "api_error", Some("upstream_error"));
+            self.error(&env, out);
+            return None;
+        }
+        Some(v)
+    }
 }
 
 /// A fresh, unique-enough id with the given prefix (`chatcmpl-…`).

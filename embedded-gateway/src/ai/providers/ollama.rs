@@ -232,17 +232,9 @@ impl StreamState {
     }
 
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut Vec<Bytes>) {
-        if self.chunks.done {
-            return;
-        }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+        let Some(v) = self.chunks.json_event(ev, out) else {
             return;
         };
-        if let Some(e) = v.get("error").and_then(Value::as_str) {
-            let env = ErrorEnvelope::new(e, "api_error", Some("upstream_error"));
-            self.chunks.error(&env, out);
-            return;
-        }
         self.chunks.start(out);
         if let Some(t) = v.pointer("/message/content").and_then(Value::as_str) {
             self.chunks.text(t, out);
