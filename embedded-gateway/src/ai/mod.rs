@@ -1,6 +1,7 @@
 //! Owns the LLM side of the gateway: canonical OpenAI types, SSE framing, the per-provider
 //! translators, and the compiled `ai-proxy-advanced` plugin that runs a request upstream.
 
+pub mod chat_body;
 pub mod plugin;
 pub mod providers;
 pub mod sse;

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::AiError;
+use super::chat_body::ChatBody;
 use super::providers::bedrock::Signer;
 use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
@@ -150,8 +151,8 @@ pub struct AiRequest<'a> {
     pub client: &'a UpstreamClient,
     /// Client headers after key-auth, hop-by-hop headers already removed.
     pub headers: HeaderMap,
-    /// The request body, parsed once.
-    pub body: Value,
+    /// The request body as the client sent it (after `hide_credentials`).
+    pub body: Bytes,
     pub started: Instant,
 }
 
@@ -209,18 +210,16 @@ impl AiPlugin {
     }
 
     async fn try_run(&self, req: AiRequest<'_>) -> Result<Response<Body>, AiError> {
-        let Value::Object(body) = req.body else {
-            return Err(bad_json());
-        };
+        let body = ChatBody::parse(req.body).map_err(|_| bad_json())?;
         let native = self.native.is_some();
-        if !native && !matches!(body.get("messages"), Some(Value::Array(m)) if !m.is_empty()) {
+        if !native && !body.has_messages() {
             return Err(AiError::bad_request(
                 "missing_messages",
                 "request body doesn't contain valid prompts: 'messages' must be a non-empty array",
             ));
         }
-        let asked = body.get("stream").and_then(Value::as_bool).unwrap_or(false)
-            && !matches!(self.native, Some(LlmFormat::Gemini | LlmFormat::Bedrock));
+        let asked =
+            body.stream() && !matches!(self.native, Some(LlmFormat::Gemini | LlmFormat::Bedrock));
         let stream = match self.streaming {
             ResponseStreaming::Deny if asked => {
                 return Err(AiError::bad_request(
@@ -231,18 +230,16 @@ impl AiPlugin {
             ResponseStreaming::Always => true,
             _ => asked,
         };
-        let body_model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .filter(|m| !m.is_empty());
+        let body_model = body.model().filter(|m| !m.is_empty());
         let idx = body_model
+            .as_deref()
             .and_then(|m| self.by_alias.get(m))
             .unwrap_or(&self.all)
             .pick();
         let target = &self.targets[idx];
         let model = match (&target.model_name, body_model) {
             (Some(n), _) => n.clone(),
-            (None, Some(m)) => m.to_owned(),
+            (None, Some(m)) => m.into_owned(),
             (None, None) => {
                 return Err(AiError::bad_request(
                     "model_not_found",
@@ -250,11 +247,7 @@ impl AiPlugin {
                 ));
             }
         };
-        let include_usage = body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let include_usage = stream && body.include_usage();
         let (kind, url) = target.endpoint(&model, stream)?;
         let bearer = match &target.tokens {
             Some(t) => Some(t.bearer(req.client.reqwest()).await?),
@@ -268,7 +261,7 @@ impl AiPlugin {
             target,
             kind,
             url,
-            body,
+            &body,
             Upstream {
                 model: &model,
                 stream,
@@ -317,7 +310,7 @@ impl AiPlugin {
         target: &CompiledTarget,
         kind: ProviderKind,
         mut url: url::Url,
-        mut body: Map<String, Value>,
+        body: &ChatBody,
         up: Upstream<'_>,
     ) -> Result<reqwest::Request, AiError> {
         let Upstream {
@@ -341,6 +334,7 @@ impl AiPlugin {
         if let Some(v) = bearer {
             headers.insert(http::header::AUTHORIZATION, v);
         }
+        let mut body_param = None;
         if let Some((name, value, location)) = &target.auth_param {
             match location {
                 ParamLocation::Query => {
@@ -349,11 +343,7 @@ impl AiPlugin {
                         url.query_pairs_mut().append_pair(name, value);
                     }
                 }
-                ParamLocation::Body => {
-                    if !(target.allow_override && body.contains_key(name)) {
-                        body.insert(name.clone(), Value::String(value.clone()));
-                    }
-                }
+                ParamLocation::Body => body_param = Some((name, value)),
             }
         }
         kind.add_headers(&target.options, &mut headers);
@@ -362,10 +352,25 @@ impl AiPlugin {
             http::header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
-        let bytes = if native {
-            providers::native_request(kind, body, model, stream)?
-        } else {
-            kind.build_request(body, model, &target.options, stream)?
+        let fast = match (native, body_param) {
+            (false, None) => kind.rewrite_request(body, model, &target.options, stream),
+            _ => None,
+        };
+        let bytes = match fast {
+            Some(b) => b,
+            None => {
+                let mut map = body.to_map();
+                if let Some((name, value)) = body_param
+                    && !(target.allow_override && map.contains_key(name))
+                {
+                    map.insert(name.clone(), Value::String(value.clone()));
+                }
+                if native {
+                    providers::native_request(kind, map, model, stream)?
+                } else {
+                    kind.build_request(map, model, &target.options, stream)?
+                }
+            }
         };
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;

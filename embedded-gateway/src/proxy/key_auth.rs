@@ -1,30 +1,19 @@
-//! Owns key-auth at request time: the per-snapshot key table (HMAC-SHA256 of each key under a
-//! per-process secret, confirmed with a constant-time compare, so hits and misses take the
-//! same path), key extraction (header → query → body per `key_names`), `hide_credentials`,
-//! and the anonymous consumer.
+//! Owns key-auth at request time: the per-snapshot key table (keys indexed by a keyed SipHash
+//! under a random per-table secret, confirmed with a constant-time compare, so hits and misses
+//! take the same path), key extraction (header → query → body per `key_names`),
+//! `hide_credentials`, and the anonymous consumer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit, Mac};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::body::RequestBody;
 use crate::model::{Consumer, KeyAuthCredential};
 use crate::plugins::KeyAuthConfig;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// The per-process HMAC key: random, never leaves memory.
-static MAC_KEY: LazyLock<[u8; 32]> = LazyLock::new(|| {
-    let mut k = [0u8; 32];
-    k[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    k[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    k
-});
 
 /// A consumer as the proxy needs it: its upstream headers, prebuilt.
 #[derive(Debug)]
@@ -54,11 +43,31 @@ struct KeyEntry {
     consumer: Arc<ConsumerInfo>,
 }
 
-/// All credentials of one snapshot, keyed by HMAC of the key.
+/// A `u64` that is already a keyed hash indexes the table as it is.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// All credentials of one snapshot, indexed by a keyed hash of the key. The hash key is random
+/// per table and never leaves memory, so a caller cannot aim guesses at a bucket; the key
+/// itself is then confirmed in constant time.
 #[derive(Debug)]
 pub struct KeyTable {
-    mac: HmacSha256,
-    entries: HashMap<[u8; 32], KeyEntry>,
+    hasher: RandomState,
+    entries: HashMap<u64, Vec<KeyEntry>, BuildHasherDefault<PreHashed>>,
     by_id: HashMap<String, Arc<ConsumerInfo>>,
     by_username: HashMap<String, Arc<ConsumerInfo>>,
 }
@@ -71,8 +80,7 @@ impl Default for KeyTable {
 
 impl KeyTable {
     pub fn compile(consumers: &[Consumer], credentials: &[KeyAuthCredential]) -> Self {
-        let mac = <HmacSha256 as KeyInit>::new_from_slice(&*MAC_KEY)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let hasher = RandomState::new();
         let mut by_id = HashMap::new();
         let mut by_username = HashMap::new();
         for c in consumers {
@@ -82,7 +90,7 @@ impl KeyTable {
             }
             by_id.insert(c.id.clone(), info);
         }
-        let mut entries = HashMap::new();
+        let mut entries: HashMap<u64, Vec<KeyEntry>, _> = HashMap::default();
         for cred in credentials {
             if cred.ttl == Some(0) || cred.key.is_empty() {
                 continue;
@@ -90,34 +98,31 @@ impl KeyTable {
             let Some(consumer) = cred.consumer.as_ref().and_then(|f| by_id.get(&f.id)) else {
                 continue;
             };
-            entries.insert(
-                digest(&mac, cred.key.as_bytes()),
-                KeyEntry {
+            entries
+                .entry(hasher.hash_one(cred.key.as_bytes()))
+                .or_default()
+                .push(KeyEntry {
                     key: cred.key.as_bytes().into(),
                     credential_id: HeaderValue::from_str(&cred.id).ok(),
                     consumer: consumer.clone(),
-                },
-            );
+                });
         }
         Self {
-            mac,
+            hasher,
             entries,
             by_id,
             by_username,
         }
     }
 
-    /// The credential owning `key`. Hit and miss run the same HMAC and the same 32-byte
-    /// constant-time compare.
+    /// The credential owning `key`. Hit and miss run the same keyed hash, one table probe on a
+    /// `u64`, and a constant-time compare of the key.
     fn lookup(&self, key: &[u8]) -> Option<&KeyEntry> {
-        let d = digest(&self.mac, key);
-        match self.entries.get(&d) {
-            Some(e) => {
-                let same: bool = e.key.as_ref().ct_eq(key).into();
-                same.then_some(e)
-            }
+        let h = self.hasher.hash_one(key);
+        match self.entries.get(&h) {
+            Some(list) => list.iter().find(|e| bool::from(e.key.as_ref().ct_eq(key))),
             None => {
-                let _ = d.ct_eq(&[0u8; 32]);
+                let _ = key.ct_eq(key);
                 None
             }
         }
@@ -130,12 +135,6 @@ impl KeyTable {
             .or_else(|| self.by_username.get(id_or_name))
             .cloned()
     }
-}
-
-fn digest(mac: &HmacSha256, key: &[u8]) -> [u8; 32] {
-    let mut m = mac.clone();
-    m.update(key);
-    m.finalize().into_bytes().into()
 }
 
 /// Why key-auth refused a request.
@@ -173,6 +172,8 @@ pub struct Authenticated {
 #[derive(Debug)]
 pub struct KeyAuth {
     config: KeyAuthConfig,
+    /// `key_names` as header names, parsed once (`None` where a name is not a valid header).
+    header_names: Vec<Option<HeaderName>>,
     pub www_authenticate: HeaderValue,
 }
 
@@ -189,8 +190,14 @@ impl KeyAuth {
                 .unwrap_or(HeaderValue::from_static("Key")),
             None => HeaderValue::from_static("Key"),
         };
+        let header_names = config
+            .key_names
+            .iter()
+            .map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
         Self {
             config,
+            header_names,
             www_authenticate: www,
         }
     }
@@ -260,9 +267,11 @@ impl KeyAuth {
         query: Option<&'a str>,
         body: &mut RequestBody,
     ) -> Found<'a> {
-        for name in &self.config.key_names {
-            if self.config.key_in_header {
-                let mut values = headers.get_all(name.as_str()).iter();
+        for (name, header) in self.config.key_names.iter().zip(&self.header_names) {
+            if self.config.key_in_header
+                && let Some(header) = header
+            {
+                let mut values = headers.get_all(header).iter();
                 if let Some(v) = values.next() {
                     if values.next().is_some() {
                         return Found::Duplicate;
@@ -296,9 +305,11 @@ impl KeyAuth {
     }
 
     fn hide(&self, headers: &mut HeaderMap, query: &mut Option<String>, body: &mut RequestBody) {
-        for name in &self.config.key_names {
-            if self.config.key_in_header {
-                headers.remove(name.as_str());
+        for (name, header) in self.config.key_names.iter().zip(&self.header_names) {
+            if self.config.key_in_header
+                && let Some(header) = header
+            {
+                headers.remove(header);
             }
             if self.config.key_in_query
                 && let Some(q) = query.as_deref()

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::ai::plugin::{AiRequest, bad_json, error_response, too_large};
@@ -44,26 +44,33 @@ pub struct Proxy {
     client: UpstreamClient,
 }
 
+const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+const X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+const X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
+const X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+const X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
+
 /// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
-const CONSUMER_HEADERS: [&str; 5] = [
-    "x-consumer-id",
-    "x-consumer-username",
-    "x-consumer-custom-id",
-    "x-credential-identifier",
-    "x-anonymous-consumer",
+const CONSUMER_HEADERS: [HeaderName; 5] = [
+    X_CONSUMER_ID,
+    X_CONSUMER_USERNAME,
+    X_CONSUMER_CUSTOM_ID,
+    X_CREDENTIAL_IDENTIFIER,
+    X_ANONYMOUS_CONSUMER,
 ];
 
 /// Hop-by-hop and framing headers never forwarded upstream.
-const HOP_HEADERS: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
+const HOP_HEADERS: [HeaderName; 9] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::HOST,
+    http::header::CONTENT_LENGTH,
 ];
 
 impl Proxy {
@@ -105,7 +112,7 @@ impl Proxy {
         let table = self.current.load_full();
         let mut res = self.dispatch(&table, req, remote, started, &id).await;
         res.headers_mut()
-            .insert("x-kong-request-id", id.header_value());
+            .insert(X_KONG_REQUEST_ID, id.header_value());
         res
     }
 
@@ -142,7 +149,7 @@ impl Proxy {
                 started,
             );
         }
-        for h in CONSUMER_HEADERS {
+        for h in &CONSUMER_HEADERS {
             parts.headers.remove(h);
         }
         let needs_body = route.ai.is_some()
@@ -177,26 +184,23 @@ impl Proxy {
         }
         let client_host = parts.headers.get(http::header::HOST).cloned();
         strip_hop_headers(&mut parts.headers);
-        parts.headers.insert("x-kong-request-id", id.header_value());
+        parts.headers.insert(X_KONG_REQUEST_ID, id.header_value());
         let ai = who
             .as_ref()
             .and_then(|a| route.consumer_ai.get(&a.consumer.id))
             .or(route.ai.as_ref());
         if let Some(ai) = ai {
-            let json = match payload {
-                Payload::Buffered(b) => b.into_json(),
-                Payload::Streaming(_) => None,
-            };
-            let Some(json) = json else {
+            let Payload::Buffered(body) = payload else {
                 return response::with_latency(error_response(&bad_json()), started);
             };
             let req = AiRequest {
                 client: &self.client,
                 headers: parts.headers,
-                body: json,
+                body: body.into_bytes(),
                 started,
             };
-            return ai.run(req).await;
+            // Boxed: the plugin's future is large, and hyper moves the handler's future.
+            return Box::pin(ai.run(req)).await;
         }
         let upstream_body = match payload {
             Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
@@ -212,7 +216,13 @@ impl Proxy {
             remote,
             started,
         };
-        plain::forward(self.client.reqwest(), fwd, parts, upstream_body).await
+        Box::pin(plain::forward(
+            self.client.reqwest(),
+            fwd,
+            parts,
+            upstream_body,
+        ))
+        .await
     }
 }
 
@@ -261,34 +271,36 @@ fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
 fn set_consumer_headers(h: &mut HeaderMap, a: &Authenticated) {
     let c = &a.consumer;
     if let Some(v) = &c.id_header {
-        h.insert("x-consumer-id", v.clone());
+        h.insert(X_CONSUMER_ID, v.clone());
     }
     if let Some(v) = &c.username {
-        h.insert("x-consumer-username", v.clone());
+        h.insert(X_CONSUMER_USERNAME, v.clone());
     }
     if let Some(v) = &c.custom_id {
-        h.insert("x-consumer-custom-id", v.clone());
+        h.insert(X_CONSUMER_CUSTOM_ID, v.clone());
     }
     if let Some(v) = &a.credential_id {
-        h.insert("x-credential-identifier", v.clone());
+        h.insert(X_CREDENTIAL_IDENTIFIER, v.clone());
     }
     if a.anonymous {
-        h.insert("x-anonymous-consumer", HeaderValue::from_static("true"));
+        h.insert(X_ANONYMOUS_CONSUMER, HeaderValue::from_static("true"));
     }
 }
 
 fn strip_hop_headers(h: &mut HeaderMap) {
-    let listed: Vec<http::HeaderName> = h
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in listed {
-        h.remove(n);
+    if h.contains_key(http::header::CONNECTION) {
+        let listed: Vec<HeaderName> = h
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in listed {
+            h.remove(n);
+        }
     }
-    for n in HOP_HEADERS {
+    for n in &HOP_HEADERS {
         h.remove(n);
     }
 }

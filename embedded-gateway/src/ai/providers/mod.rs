@@ -21,6 +21,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 use super::AiError;
+use super::chat_body::ChatBody;
 use super::sse::{DONE, SseDecoder, SseEvent, encode_data};
 use super::types::{
     ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, DeltaFunction, DeltaToolCall,
@@ -213,6 +214,21 @@ impl ProviderKind {
             Wire::Cohere => cohere::build_request(req, model, options, stream),
             Wire::Ollama => ollama::build_request(self, req, model, options, stream),
             Wire::Tgi => llama2::build_request(req, model, options, stream),
+        }
+    }
+
+    /// [`Self::build_request`] as an in-place edit of the client's body, where the wire format
+    /// allows one (OpenAI-format upstreams); `None` means build it in full.
+    pub fn rewrite_request(
+        self,
+        body: &ChatBody,
+        model: &str,
+        options: &ModelOptions,
+        stream: bool,
+    ) -> Option<Vec<u8>> {
+        match self.wire() {
+            Wire::OpenAi => openai::rewrite_request(body, model, options, stream),
+            _ => None,
         }
     }
 

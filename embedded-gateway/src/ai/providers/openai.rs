@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::fill_option_defaults;
 use crate::ai::AiError;
+use crate::ai::chat_body::{ChatBody, Field};
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::ErrorEnvelope;
 use crate::plugins::ai_proxy::ModelOptions;
@@ -32,6 +33,34 @@ pub fn build_request(
             format!("the request could not be encoded: {e}"),
         )
     })
+}
+
+/// [`build_request`] without the tree: the same body, edited in place. `None` when the body
+/// needs the full rebuild (see [`ChatBody::rewrite_openai`]).
+pub fn rewrite_request(
+    body: &ChatBody,
+    model: &str,
+    options: &ModelOptions,
+    stream: bool,
+) -> Option<Vec<u8>> {
+    let mut defaults = Vec::new();
+    if let Some(t) = options.max_tokens
+        && !body.has(Field::MaxTokens)
+        && !body.has(Field::MaxCompletionTokens)
+    {
+        defaults.push((Field::MaxTokens, "max_tokens", Value::from(t)));
+    }
+    if let Some(t) = options.temperature
+        && !body.has(Field::Temperature)
+    {
+        defaults.push((Field::Temperature, "temperature", Value::from(t)));
+    }
+    if let Some(t) = options.top_p
+        && !body.has(Field::TopP)
+    {
+        defaults.push((Field::TopP, "top_p", Value::from(t)));
+    }
+    body.rewrite_openai(model, stream, &defaults)
 }
 
 /// OpenAI already answers in the canonical format; the body passes through unchanged once it

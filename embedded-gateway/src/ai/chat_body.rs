@@ -1,0 +1,349 @@
+//! Owns the client's chat request body on the AI path: one borrowed scan that finds the
+//! top-level fields routing needs (`model`, `stream`, `messages`, …) without building a JSON
+//! tree, and an in-place rewrite of those fields for OpenAI-format upstreams, so the common
+//! request is never parsed into a tree and serialised again.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserializer as _;
+use serde::de::{self, Deserialize, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The top-level fields the proxy reads or may rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Model,
+    Stream,
+    Messages,
+    StreamOptions,
+    TopK,
+    MaxTokens,
+    MaxCompletionTokens,
+    Temperature,
+    TopP,
+}
+
+const FIELDS: [(&str, Field); 9] = [
+    ("model", Field::Model),
+    ("stream", Field::Stream),
+    ("messages", Field::Messages),
+    ("stream_options", Field::StreamOptions),
+    ("top_k", Field::TopK),
+    ("max_tokens", Field::MaxTokens),
+    ("max_completion_tokens", Field::MaxCompletionTokens),
+    ("temperature", Field::Temperature),
+    ("top_p", Field::TopP),
+];
+
+/// A chat request body: the raw bytes plus where each known field's value sits in them.
+#[derive(Debug, Clone)]
+pub struct ChatBody {
+    raw: Bytes,
+    spans: [Option<Range<usize>>; 9],
+    /// A known field appeared more than once (the last one wins, as in a parsed object).
+    repeated: bool,
+    /// The object has at least one member.
+    members: bool,
+}
+
+/// The body is not a JSON object.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is not a JSON object")]
+pub struct NotAnObject;
+
+impl ChatBody {
+    /// Scans `raw`, which must be one JSON object (any whitespace around it).
+    pub fn parse(raw: Bytes) -> Result<Self, NotAnObject> {
+        let mut de = serde_json::Deserializer::from_slice(&raw);
+        let scan = de
+            .deserialize_map(ScanVisitor {
+                base: raw.as_ptr() as usize,
+            })
+            .map_err(|_| NotAnObject)?;
+        de.end().map_err(|_| NotAnObject)?;
+        Ok(Self {
+            raw,
+            spans: scan.spans,
+            repeated: scan.repeated,
+            members: scan.members,
+        })
+    }
+
+    /// The value text of a top-level field, exactly as the client sent it.
+    pub fn raw_field(&self, f: Field) -> Option<&str> {
+        let r = self.spans[f as usize].clone()?;
+        std::str::from_utf8(&self.raw[r]).ok()
+    }
+
+    /// `model` when it is a string.
+    pub fn model(&self) -> Option<Cow<'_, str>> {
+        let v = self.raw_field(Field::Model)?;
+        if !v.starts_with('"') {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(v);
+        Text::deserialize(&mut de).ok().map(|t| t.0)
+    }
+
+    /// `stream` is literally `true`.
+    pub fn stream(&self) -> bool {
+        self.raw_field(Field::Stream) == Some("true")
+    }
+
+    /// `messages` is a non-empty array.
+    pub fn has_messages(&self) -> bool {
+        self.raw_field(Field::Messages)
+            .and_then(|v| v.strip_prefix('['))
+            .is_some_and(|rest| !rest.trim_start().starts_with(']'))
+    }
+
+    /// `stream_options.include_usage` is `true`.
+    pub fn include_usage(&self) -> bool {
+        self.raw_field(Field::StreamOptions)
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+
+    /// The whole body as a JSON object, for translators that rebuild it.
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_slice(&self.raw).unwrap_or_default()
+    }
+
+    /// The body with `model` and `stream` set and the plugin's tuning defaults filled where the
+    /// client sent none, edited in place. `None` when the body needs a full rebuild instead:
+    /// it carries `top_k` (which OpenAI rejects) or repeats a field this edit touches.
+    pub fn rewrite_openai(
+        &self,
+        model: &str,
+        stream: bool,
+        defaults: &[(Field, &str, Value)],
+    ) -> Option<Vec<u8>> {
+        if self.repeated || self.spans[Field::TopK as usize].is_some() {
+            return None;
+        }
+        let mut edits: Vec<(Field, &str, Cow<'_, str>)> = vec![
+            (
+                Field::Model,
+                "model",
+                serde_json::to_string(model).ok()?.into(),
+            ),
+            (
+                Field::Stream,
+                "stream",
+                if stream { "true" } else { "false" }.into(),
+            ),
+        ];
+        for (field, name, value) in defaults {
+            edits.push((*field, name, serde_json::to_string(value).ok()?.into()));
+        }
+        let mut replace: Vec<(Range<usize>, &str)> = Vec::new();
+        let mut append = String::new();
+        let mut members = self.members;
+        for (field, name, value) in &edits {
+            match &self.spans[*field as usize] {
+                Some(r) => replace.push((r.clone(), value)),
+                None => {
+                    if members {
+                        append.push(',');
+                    }
+                    members = true;
+                    append.push_str(&serde_json::to_string(name).ok()?);
+                    append.push(':');
+                    append.push_str(value);
+                }
+            }
+        }
+        replace.sort_by_key(|(r, _)| r.start);
+        let close = self.raw.iter().rposition(|&b| b == b'}')?;
+        let mut out = Vec::with_capacity(self.raw.len() + append.len() + model.len() + 16);
+        let mut at = 0;
+        for (r, value) in replace {
+            out.extend_from_slice(&self.raw[at..r.start]);
+            out.extend_from_slice(value.as_bytes());
+            at = r.end;
+        }
+        out.extend_from_slice(&self.raw[at..close]);
+        out.extend_from_slice(append.as_bytes());
+        out.extend_from_slice(&self.raw[close..]);
+        Some(out)
+    }
+
+    /// Whether the client set this field (present and not `null`, as translators read tuning).
+    pub fn has(&self, f: Field) -> bool {
+        self.raw_field(f).is_some_and(|v| v != "null")
+    }
+}
+
+struct Scan {
+    spans: [Option<Range<usize>>; 9],
+    repeated: bool,
+    members: bool,
+}
+
+struct ScanVisitor {
+    base: usize,
+}
+
+impl<'de> Visitor<'de> for ScanVisitor {
+    type Value = Scan;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scan, A::Error> {
+        let mut scan = Scan {
+            spans: Default::default(),
+            repeated: false,
+            members: false,
+        };
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            scan.members = true;
+            match FIELDS.iter().find(|(name, _)| *name == key.0) {
+                Some((_, field)) => {
+                    let v: &'de RawValue = map.next_value()?;
+                    let start = v.get().as_ptr() as usize - self.base;
+                    let slot = &mut scan.spans[*field as usize];
+                    scan.repeated |= slot.is_some();
+                    *slot = Some(start..start + v.get().len());
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(scan)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(s: &str) -> ChatBody {
+        ChatBody::parse(Bytes::copy_from_slice(s.as_bytes())).unwrap()
+    }
+
+    fn rewrite(s: &str, model: &str, stream: bool, defaults: &[(Field, &str, Value)]) -> Value {
+        let out = body(s).rewrite_openai(model, stream, defaults).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn only_json_objects_are_chat_bodies() {
+        for bad in ["", "[]", "\"x\"", "{", "{\"a\":1} x", "{\"a\":}", "null"] {
+            assert!(
+                ChatBody::parse(Bytes::from(bad.to_owned())).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(ChatBody::parse(Bytes::from_static(b" {\"a\": [1, {\"b\": 2}]}\n")).is_ok());
+    }
+
+    #[test]
+    fn the_routing_fields_are_read_without_a_tree() {
+        let b = body(
+            r#"{"model":"fa\u0073t","messages":[{"role":"user","content":"hi"}],"stream":true,
+                "stream_options":{"include_usage":true},"x":{"model":"nested"}}"#,
+        );
+        assert_eq!(b.model().as_deref(), Some("fast"));
+        assert!(b.stream());
+        assert!(b.has_messages());
+        assert!(b.include_usage());
+        let b = body(r#"{"model":3,"messages":[ ],"stream":"true"}"#);
+        assert_eq!(b.model(), None);
+        assert!(!b.stream());
+        assert!(!b.has_messages());
+        assert!(!b.include_usage());
+    }
+
+    #[test]
+    fn the_last_of_repeated_fields_wins_as_in_a_parsed_object() {
+        let b = body(r#"{"model":"a","model":"b","messages":[1]}"#);
+        assert_eq!(b.model().as_deref(), Some("b"));
+        assert_eq!(b.rewrite_openai("m", false, &[]), None, "full rebuild");
+    }
+
+    #[test]
+    fn rewrite_sets_model_and_stream_in_place_and_appends_missing_ones() {
+        let got = rewrite(
+            r#"{ "model" : "fast", "messages":[{"role":"user","content":"a \"q\""}] }"#,
+            "gpt-4o-mini",
+            true,
+            &[],
+        );
+        assert_eq!(
+            got,
+            serde_json::json!({"model":"gpt-4o-mini","messages":[{"role":"user","content":"a \"q\""}],"stream":true})
+        );
+        let got = rewrite(r#"{"stream":true,"messages":[1]}"#, "we\"ird", false, &[]);
+        assert_eq!(
+            got,
+            serde_json::json!({"stream":false,"messages":[1],"model":"we\"ird"})
+        );
+    }
+
+    #[test]
+    fn rewrite_fills_defaults_only_where_the_client_sent_none() {
+        let defaults = [
+            (Field::MaxTokens, "max_tokens", Value::from(512)),
+            (Field::Temperature, "temperature", Value::from(0.5)),
+        ];
+        let got = rewrite(
+            r#"{"messages":[1],"temperature":null}"#,
+            "m",
+            false,
+            &defaults,
+        );
+        assert_eq!(got["max_tokens"], 512);
+        assert_eq!(got["temperature"], 0.5);
+    }
+
+    #[test]
+    fn a_body_with_top_k_is_rebuilt_in_full() {
+        assert_eq!(
+            body(r#"{"messages":[1],"top_k":3}"#).rewrite_openai("m", false, &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn the_rewrite_keeps_every_other_byte() {
+        let src = r#"{"messages":[{"role":"user","content":"ünïcødé \n"}],"model":"x","tools":[]}"#;
+        let out = body(src).rewrite_openai("y", false, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"messages":[{"role":"user","content":"ünïcødé \n"}],"model":"y","tools":[],"stream":false}"#
+        );
+    }
+}
