@@ -19,7 +19,7 @@ use super::providers::bedrock::Signer;
 use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
-use super::upstream::{UpstreamClient, UpstreamResponse};
+use super::upstream::{PlainEndpoint, UpstreamClient, UpstreamResponse};
 use crate::plugins::ai_proxy::{
     AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
     Target,
@@ -30,7 +30,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Headers a client could use to smuggle its own provider credential; dropped unless the
 /// target allows overriding.
-const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+const CREDENTIAL_HEADERS: [HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    HeaderName::from_static("api-key"),
+    HeaderName::from_static("x-goog-api-key"),
+];
 
 /// One target, with everything a request needs precomputed.
 #[derive(Debug)]
@@ -42,6 +47,9 @@ struct CompiledTarget {
     model_header: Option<HeaderValue>,
     /// The provider endpoint, or why this target's config cannot name one.
     url: Result<url::Url, String>,
+    /// The endpoint resolved once, when it is plain `http` and the same for every request
+    /// (no model in the path, no query credential, no request signing).
+    plain: Option<PlainEndpoint>,
     options: ModelOptions,
     /// SigV4 signing (Bedrock).
     signer: Option<Signer>,
@@ -144,6 +152,14 @@ struct Upstream<'a> {
     bearer: Option<HeaderValue>,
     /// Credentials for SigV4 (Bedrock), resolved for this request.
     aws: Option<aws_credential_types::Credentials>,
+}
+
+/// The upstream request, built for the client that sends it.
+enum Outgoing<'t> {
+    /// To a fixed plain-http endpoint: headers and body go straight onto a pooled connection.
+    Plain(&'t PlainEndpoint, HeaderMap, Vec<u8>),
+    /// Anything else, through reqwest (TLS, signing, per-request URLs).
+    Request(reqwest::Request),
 }
 
 /// What the proxy hands the plugin for one request.
@@ -305,14 +321,14 @@ impl AiPlugin {
         Ok(out)
     }
 
-    fn build_upstream(
+    fn build_upstream<'t>(
         &self,
-        target: &CompiledTarget,
+        target: &'t CompiledTarget,
         kind: ProviderKind,
         mut url: url::Url,
         body: &ChatBody,
         up: Upstream<'_>,
-    ) -> Result<reqwest::Request, AiError> {
+    ) -> Result<Outgoing<'t>, AiError> {
         let Upstream {
             model,
             stream,
@@ -322,7 +338,7 @@ impl AiPlugin {
             aws,
         } = up;
         if !target.allow_override {
-            for h in CREDENTIAL_HEADERS {
+            for h in &CREDENTIAL_HEADERS {
                 headers.remove(h);
             }
         }
@@ -372,24 +388,37 @@ impl AiPlugin {
                 }
             }
         };
+        if let Some(ep) = &target.plain {
+            return Ok(Outgoing::Plain(ep, headers, bytes));
+        }
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;
         if let (Some(signer), Some(creds)) = (&target.signer, &aws) {
             signer.sign(&mut r, &bytes, creds)?;
         }
         *r.body_mut() = Some(bytes.into());
-        Ok(r)
+        Ok(Outgoing::Request(r))
     }
 
     /// Sends the request; connect + write + read timeouts bound the wait for response headers.
     async fn send(
         &self,
         client: &UpstreamClient,
-        req: reqwest::Request,
+        req: Outgoing<'_>,
         kind: ProviderKind,
     ) -> Result<UpstreamResponse, AiError> {
         let budget = self.connect_timeout + self.write_timeout + self.read_timeout;
-        match tokio::time::timeout(budget, client.execute(req)).await {
+        let sent = async {
+            match req {
+                Outgoing::Plain(ep, headers, body) => {
+                    client
+                        .send_plain(ep, http::Method::POST, headers, body.into())
+                        .await
+                }
+                Outgoing::Request(r) => client.execute(r).await,
+            }
+        };
+        match tokio::time::timeout(budget, sent).await {
             Err(_) => Err(timeout_error(kind)),
             Ok(Err(e)) if e.is_timeout() => Err(timeout_error(kind)),
             Ok(Err(e)) => {
@@ -725,9 +754,15 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
     secrets.extend(a.aws_secret_access_key.iter().cloned());
     secrets.extend(a.azure_client_secret.iter().cloned());
     secrets.retain(|s| s.len() >= 4);
+    let fixed_url = url.as_ref().ok().filter(|u| {
+        kind.request_url(u, "a", false) == kind.request_url(u, "b", true)
+            && signer.is_none()
+            && !matches!(auth_param, Some((_, _, ParamLocation::Query)))
+    });
     CompiledTarget {
         kind,
         provider,
+        plain: fixed_url.and_then(PlainEndpoint::new),
         model_header: t
             .model
             .name

@@ -37,8 +37,6 @@ pub enum SendError {
     Hyper(#[from] hyper::Error),
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
-    #[error("the upstream URL has no host")]
-    NoHost,
 }
 
 impl SendError {
@@ -76,51 +74,47 @@ impl UpstreamClient {
     }
 
     /// Sends `req`: plain `http` URLs through the connection pool, the rest through reqwest.
-    /// Both send the same headers (reqwest's default `accept: */*` included).
     pub async fn execute(&self, req: reqwest::Request) -> Result<UpstreamResponse, SendError> {
-        if req.url().scheme() != "http" {
+        let Some(ep) = PlainEndpoint::new(req.url()) else {
             return self
                 .reqwest
                 .execute(req)
                 .await
                 .map(http::Response::from)
                 .map_err(|e| SendError::Reqwest(e.without_url()));
-        }
-        let mut req =
-            http::Request::try_from(req).map_err(|e| SendError::Reqwest(e.without_url()))?;
-        let authority = req.uri().authority().ok_or(SendError::NoHost)?.clone();
-        let key = match authority.as_str().rsplit_once('@') {
-            Some((_, hostport)) => hostport,
-            None => authority.as_str(),
         };
-        let host = HeaderValue::from_str(key).map_err(|_| SendError::NoHost)?;
-        let headers = req.headers_mut();
-        headers.insert(http::header::HOST, host);
+        let req = http::Request::try_from(req).map_err(|e| SendError::Reqwest(e.without_url()))?;
+        let (parts, body) = req.into_parts();
+        self.send_plain(&ep, parts.method, parts.headers, body).await
+    }
+
+    /// Sends one request to a plain-http endpoint over a pooled connection. The headers get
+    /// `Host` and, as reqwest would send, `Accept: */*` when absent.
+    pub async fn send_plain(
+        &self,
+        ep: &PlainEndpoint,
+        method: http::Method,
+        mut headers: http::HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<UpstreamResponse, SendError> {
+        headers.insert(http::header::HOST, ep.host.clone());
         headers
             .entry(http::header::ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
-        let origin = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse::<Uri>()
-            .map_err(|_| SendError::NoHost)?;
-        *req.uri_mut() = origin;
-        let addr = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
+        let mut req = http::Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = ep.path.clone();
+        *req.headers_mut() = headers;
         // A pooled connection the upstream closed while idle refuses the request before
         // sending it; the request then goes out once more on a new connection.
         loop {
-            let (mut sender, reused) = match self.plain.checkout(key) {
+            let (mut sender, reused) = match self.plain.checkout(&ep.addr) {
                 Some(s) => (s, true),
-                None => (Box::pin(connect(&addr)).await?, false),
+                None => (Box::pin(connect(&ep.addr)).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(res) => {
-                    self.plain.checkin(key, sender);
+                    self.plain.checkin(&ep.addr, sender);
                     return Ok(res.map(reqwest::Body::wrap));
                 }
                 Err(mut e) => match e.take_message() {
@@ -129,6 +123,37 @@ impl UpstreamClient {
                 },
             }
         }
+    }
+}
+
+/// A plain-http upstream URL, resolved once: where to connect, the request target and `Host`.
+#[derive(Debug, Clone)]
+pub struct PlainEndpoint {
+    /// `host:port` to connect to (port 80 when the URL names none); also the pool key.
+    addr: String,
+    host: HeaderValue,
+    /// Origin-form request target: path and query.
+    path: Uri,
+}
+
+impl PlainEndpoint {
+    /// `None` unless `url` is `http://` with a host.
+    pub fn new(url: &url::Url) -> Option<Self> {
+        if url.scheme() != "http" {
+            return None;
+        }
+        let host = url.host_str()?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host_header = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        Some(Self {
+            addr: format!("{host}:{port}"),
+            host: HeaderValue::from_str(&host_header).ok()?,
+            path: if path.is_empty() { "/" } else { path }.parse().ok()?,
+        })
     }
 }
 

@@ -66,7 +66,7 @@ pub fn rewrite_request(
 /// OpenAI already answers in the canonical format; the body passes through unchanged once it
 /// is known to be a chat completion.
 pub fn convert_response(body: Bytes) -> Result<Bytes, AiError> {
-    if body.windows(9).any(|w| w == b"\"choices\"") {
+    if memchr::memmem::find(&body, b"\"choices\"").is_some() {
         Ok(body)
     } else {
         Err(AiError::new(
