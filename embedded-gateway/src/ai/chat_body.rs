@@ -126,49 +126,40 @@ impl ChatBody {
         if self.repeated || self.spans[Field::TopK as usize].is_some() {
             return None;
         }
-        let mut edits: Vec<(Field, &str, Cow<'_, str>)> = vec![
-            (
-                Field::Model,
-                "model",
-                serde_json::to_string(model).ok()?.into(),
-            ),
-            (
-                Field::Stream,
-                "stream",
-                if stream { "true" } else { "false" }.into(),
-            ),
-        ];
-        for (field, name, value) in defaults {
-            edits.push((*field, name, serde_json::to_string(value).ok()?.into()));
-        }
-        let mut replace: Vec<(Range<usize>, &str)> = Vec::new();
-        let mut append = String::new();
-        let mut members = self.members;
-        for (field, name, value) in &edits {
-            match &self.spans[*field as usize] {
-                Some(r) => replace.push((r.clone(), value)),
-                None => {
-                    if members {
-                        append.push(',');
-                    }
-                    members = true;
-                    append.push_str(&serde_json::to_string(name).ok()?);
-                    append.push(':');
-                    append.push_str(value);
-                }
+        let edits = [
+            (Field::Model, "model", Piece::Str(model)),
+            (Field::Stream, "stream", Piece::Bool(stream)),
+        ]
+        .into_iter()
+        .chain(defaults.iter().map(|(f, n, v)| (*f, *n, Piece::Json(v))));
+        let mut replace: Vec<(Range<usize>, Piece<'_>)> = Vec::new();
+        let mut append: Vec<(&str, Piece<'_>)> = Vec::new();
+        for (field, name, piece) in edits {
+            match &self.spans[field as usize] {
+                Some(r) => replace.push((r.clone(), piece)),
+                None => append.push((name, piece)),
             }
         }
-        replace.sort_by_key(|(r, _)| r.start);
+        replace.sort_unstable_by_key(|(r, _)| r.start);
         let close = self.raw.iter().rposition(|&b| b == b'}')?;
-        let mut out = Vec::with_capacity(self.raw.len() + append.len() + model.len() + 16);
+        let mut out = Vec::with_capacity(self.raw.len() + model.len() + 64);
         let mut at = 0;
-        for (r, value) in replace {
+        for (r, piece) in &replace {
             out.extend_from_slice(&self.raw[at..r.start]);
-            out.extend_from_slice(value.as_bytes());
+            piece.write(&mut out)?;
             at = r.end;
         }
         out.extend_from_slice(&self.raw[at..close]);
-        out.extend_from_slice(append.as_bytes());
+        let mut members = self.members;
+        for (name, piece) in &append {
+            if members {
+                out.push(b',');
+            }
+            members = true;
+            serde_json::to_writer(&mut out, name).ok()?;
+            out.push(b':');
+            piece.write(&mut out)?;
+        }
         out.extend_from_slice(&self.raw[close..]);
         Some(out)
     }
@@ -176,6 +167,26 @@ impl ChatBody {
     /// Whether the client set this field (present and not `null`, as translators read tuning).
     pub fn has(&self, f: Field) -> bool {
         self.raw_field(f).is_some_and(|v| v != "null")
+    }
+}
+
+/// A value the rewrite writes.
+enum Piece<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Json(&'a Value),
+}
+
+impl Piece<'_> {
+    fn write(&self, out: &mut Vec<u8>) -> Option<()> {
+        match self {
+            Piece::Str(s) => serde_json::to_writer(&mut *out, s).ok(),
+            Piece::Bool(b) => {
+                out.extend_from_slice(if *b { b"true" } else { b"false" });
+                Some(())
+            }
+            Piece::Json(v) => serde_json::to_writer(&mut *out, v).ok(),
+        }
     }
 }
 

@@ -24,6 +24,10 @@ use crate::plugins::ai_proxy::{
     AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
     Target,
 };
+use crate::proxy::{
+    X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
+    millis,
+};
 
 /// Largest provider error body read before mapping it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -63,11 +67,12 @@ struct CompiledTarget {
 }
 
 impl CompiledTarget {
-    /// The provider and the URL for one request, or the 500 for a target that cannot be used.
-    fn endpoint(&self, model: &str, stream: bool) -> Result<(ProviderKind, url::Url), AiError> {
-        match &self.url {
-            Ok(u) => Ok((self.kind, self.kind.request_url(u, model, stream))),
-            Err(why) => Err(AiError::new(
+    /// Where one request goes, or the 500 for a target that cannot be used.
+    fn endpoint(&self, model: &str, stream: bool) -> Result<Endpoint<'_>, AiError> {
+        match (&self.url, &self.plain) {
+            (Ok(_), Some(ep)) => Ok(Endpoint::Plain(ep)),
+            (Ok(u), None) => Ok(Endpoint::Url(self.kind.request_url(u, model, stream))),
+            (Err(why), _) => Err(AiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "api_error",
                 "provider_misconfigured",
@@ -75,6 +80,14 @@ impl CompiledTarget {
             )),
         }
     }
+}
+
+/// Where one request goes.
+enum Endpoint<'t> {
+    /// The target's fixed plain-http endpoint.
+    Plain(&'t PlainEndpoint),
+    /// A URL built for this request.
+    Url(url::Url),
 }
 
 /// A weighted round-robin order over target indices, walked by an atomic counter.
@@ -219,7 +232,7 @@ impl AiPlugin {
             Err(e) => {
                 let mut r = error_response(&e);
                 r.headers_mut()
-                    .insert("x-kong-response-latency", millis(started.elapsed()));
+                    .insert(X_KONG_RESPONSE_LATENCY, millis(started.elapsed()));
                 r
             }
         }
@@ -253,9 +266,9 @@ impl AiPlugin {
             .unwrap_or(&self.all)
             .pick();
         let target = &self.targets[idx];
-        let model = match (&target.model_name, body_model) {
-            (Some(n), _) => n.clone(),
-            (None, Some(m)) => m.into_owned(),
+        let model: std::borrow::Cow<'_, str> = match (&target.model_name, body_model) {
+            (Some(n), _) => n.as_str().into(),
+            (None, Some(m)) => m,
             (None, None) => {
                 return Err(AiError::bad_request(
                     "model_not_found",
@@ -264,7 +277,8 @@ impl AiPlugin {
             }
         };
         let include_usage = stream && body.include_usage();
-        let (kind, url) = target.endpoint(&model, stream)?;
+        let kind = target.kind;
+        let endpoint = target.endpoint(&model, stream)?;
         let bearer = match &target.tokens {
             Some(t) => Some(t.bearer(req.client.reqwest()).await?),
             None => None,
@@ -276,7 +290,7 @@ impl AiPlugin {
         let upstream = self.build_upstream(
             target,
             kind,
-            url,
+            endpoint,
             &body,
             Upstream {
                 model: &model,
@@ -313,11 +327,11 @@ impl AiPlugin {
                 .clone()
                 .or_else(|| HeaderValue::from_str(&format!("{}/{model}", target.provider)).ok());
             if let Some(v) = v {
-                h.insert("x-kong-llm-model", v);
+                h.insert(X_KONG_LLM_MODEL, v);
             }
         }
-        h.insert("x-kong-upstream-latency", millis(upstream_latency));
-        h.insert("x-kong-proxy-latency", millis(proxy_latency));
+        h.insert(X_KONG_UPSTREAM_LATENCY, millis(upstream_latency));
+        h.insert(X_KONG_PROXY_LATENCY, millis(proxy_latency));
         Ok(out)
     }
 
@@ -325,7 +339,7 @@ impl AiPlugin {
         &self,
         target: &'t CompiledTarget,
         kind: ProviderKind,
-        mut url: url::Url,
+        mut endpoint: Endpoint<'t>,
         body: &ChatBody,
         up: Upstream<'_>,
     ) -> Result<Outgoing<'t>, AiError> {
@@ -354,9 +368,11 @@ impl AiPlugin {
         if let Some((name, value, location)) = &target.auth_param {
             match location {
                 ParamLocation::Query => {
-                    let present = url.query_pairs().any(|(k, _)| k == name.as_str());
-                    if !(target.allow_override && present) {
-                        url.query_pairs_mut().append_pair(name, value);
+                    if let Endpoint::Url(url) = &mut endpoint {
+                        let present = url.query_pairs().any(|(k, _)| k == name.as_str());
+                        if !(target.allow_override && present) {
+                            url.query_pairs_mut().append_pair(name, value);
+                        }
                     }
                 }
                 ParamLocation::Body => body_param = Some((name, value)),
@@ -388,9 +404,10 @@ impl AiPlugin {
                 }
             }
         };
-        if let Some(ep) = &target.plain {
-            return Ok(Outgoing::Plain(ep, headers, bytes));
-        }
+        let url = match endpoint {
+            Endpoint::Plain(ep) => return Ok(Outgoing::Plain(ep, headers, bytes)),
+            Endpoint::Url(url) => url,
+        };
         let mut r = reqwest::Request::new(reqwest::Method::POST, url);
         *r.headers_mut() = headers;
         if let (Some(signer), Some(creds)) = (&target.signer, &aws) {
@@ -778,10 +795,6 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         allow_override: a.allow_override,
         secrets,
     }
-}
-
-fn millis(d: Duration) -> HeaderValue {
-    HeaderValue::from(d.as_millis() as u64)
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {

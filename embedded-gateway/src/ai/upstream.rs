@@ -85,7 +85,8 @@ impl UpstreamClient {
         };
         let req = http::Request::try_from(req).map_err(|e| SendError::Reqwest(e.without_url()))?;
         let (parts, body) = req.into_parts();
-        self.send_plain(&ep, parts.method, parts.headers, body).await
+        self.send_plain(&ep, parts.method, parts.headers, body)
+            .await
     }
 
     /// Sends one request to a plain-http endpoint over a pooled connection. The headers get

@@ -25,7 +25,10 @@ use crate::snapshot::ConfigSnapshot;
 use body::{BodyError, RequestBody};
 use compile::Compiled;
 use key_auth::{Authenticated, Rejection};
-pub use response::RequestId;
+pub use response::{
+    RequestId, X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_REQUEST_ID, X_KONG_RESPONSE_LATENCY,
+    X_KONG_UPSTREAM_LATENCY, millis,
+};
 
 /// Settings that do not come from the store.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +52,6 @@ const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-user
 const X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
 const X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
 const X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
-const X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 
 /// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
 const CONSUMER_HEADERS: [HeaderName; 5] = [
@@ -108,11 +110,10 @@ impl Proxy {
     /// Handles one proxied request.
     pub async fn handle(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
         let started = Instant::now();
-        let id = RequestId::new();
+        let id = RequestId::new().header_value();
         let table = self.current.load_full();
         let mut res = self.dispatch(&table, req, remote, started, &id).await;
-        res.headers_mut()
-            .insert(X_KONG_REQUEST_ID, id.header_value());
+        res.headers_mut().insert(X_KONG_REQUEST_ID, id);
         res
     }
 
@@ -122,7 +123,7 @@ impl Proxy {
         req: Request<Incoming>,
         remote: SocketAddr,
         started: Instant,
-        id: &RequestId,
+        id: &HeaderValue,
     ) -> Response<Body> {
         let (mut parts, incoming) = req.into_parts();
         let host = parts
@@ -184,7 +185,7 @@ impl Proxy {
         }
         let client_host = parts.headers.get(http::header::HOST).cloned();
         strip_hop_headers(&mut parts.headers);
-        parts.headers.insert(X_KONG_REQUEST_ID, id.header_value());
+        parts.headers.insert(X_KONG_REQUEST_ID, id.clone());
         let ai = who
             .as_ref()
             .and_then(|a| route.consumer_ai.get(&a.consumer.id))

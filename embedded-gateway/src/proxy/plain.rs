@@ -11,6 +11,7 @@ use http::{HeaderValue, Response, StatusCode};
 
 use super::compile::CompiledRoute;
 use super::response;
+use super::response::{X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, millis};
 use super::router::{RouteMatch, upstream_path};
 
 /// Everything about the request besides its head and body.
@@ -109,14 +110,8 @@ pub async fn forward(
                 h.append(k, v.clone());
             }
         }
-        h.insert(
-            "x-kong-upstream-latency",
-            HeaderValue::from(upstream_latency.as_millis() as u64),
-        );
-        h.insert(
-            "x-kong-proxy-latency",
-            HeaderValue::from(sent.duration_since(started).as_millis() as u64),
-        );
+        h.insert(X_KONG_UPSTREAM_LATENCY, millis(upstream_latency));
+        h.insert(X_KONG_PROXY_LATENCY, millis(sent.duration_since(started)));
     }
     let stream = res.bytes_stream().map_err(|e| e.without_url());
     out.body(Body::from_stream(stream)).unwrap_or_else(|_| {

@@ -3,10 +3,29 @@
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+
+pub const X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
+pub const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
+pub const X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-upstream-latency");
+pub const X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
+pub const X_KONG_LLM_MODEL: HeaderName = HeaderName::from_static("x-kong-llm-model");
+
+/// Header values for 0–999 ms, built once: cloning one is a reference count, not an allocation.
+static SMALL_MILLIS: LazyLock<Vec<HeaderValue>> =
+    LazyLock::new(|| (0..1000u64).map(HeaderValue::from).collect());
+
+/// A latency header value in whole milliseconds.
+pub fn millis(d: Duration) -> HeaderValue {
+    let ms = d.as_millis();
+    match SMALL_MILLIS.get(ms as usize) {
+        Some(v) if ms < 1000 => v.clone(),
+        _ => HeaderValue::from(ms as u64),
+    }
+}
 
 static SEED: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -65,16 +84,22 @@ pub fn gateway(status: StatusCode, message: &str, started: Instant) -> Response<
 
 /// Adds `X-Kong-Response-Latency` to a response the gateway produced itself.
 pub fn with_latency(mut r: Response<Body>, started: Instant) -> Response<Body> {
-    r.headers_mut().insert(
-        "x-kong-response-latency",
-        HeaderValue::from(started.elapsed().as_millis() as u64),
-    );
+    r.headers_mut()
+        .insert(X_KONG_RESPONSE_LATENCY, millis(started.elapsed()));
     r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_headers_are_whole_milliseconds() {
+        assert_eq!(millis(Duration::from_micros(999)), "0");
+        assert_eq!(millis(Duration::from_millis(999)), "999");
+        assert_eq!(millis(Duration::from_millis(1000)), "1000");
+        assert_eq!(millis(Duration::from_secs(90)), "90000");
+    }
 
     #[test]
     fn request_ids_are_32_hex_and_distinct() {
