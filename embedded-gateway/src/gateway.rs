@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use crate::admin::{self, AdminSettings, AdminState};
 use crate::model::ControlPlane;
 use crate::proxy::{Proxy, ProxyOptions};
-use crate::server::{self, Limits};
+use crate::server::{self, Limits, Protocols};
 use crate::snapshot::ConfigSnapshot;
 use crate::store::{self, Store, StoreError};
 
@@ -225,7 +225,8 @@ impl Gateway {
             &rx,
         );
         let proxy = self.proxy.clone();
-        let proxy_task = server::serve(
+        let proxy_task = server::serve_with(
+            Protocols::Http1,
             self.proxy_listener,
             self.limits.clone(),
             move |req: Request<Incoming>, remote: SocketAddr| {
@@ -312,7 +313,7 @@ fn spawn_proxy_workers(
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    server::serve(listener, limits, handler, stopped).await;
+                    server::serve_with(Protocols::Http1, listener, limits, handler, stopped).await;
                 });
             });
         match spawned {

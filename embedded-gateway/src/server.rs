@@ -13,9 +13,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -55,7 +55,18 @@ impl Default for Limits {
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Which HTTP versions a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 only, like Kong's plain-text proxy listener; no version sniffing per
+    /// connection.
+    Http1,
+    /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c), told apart by the connection preface.
+    Http1AndH2c,
+}
+
+/// Serves `handler` on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then drains
+/// in-flight requests.
 pub async fn serve<H, F, B>(
     listener: TcpListener,
     limits: Limits,
@@ -67,6 +78,29 @@ pub async fn serve<H, F, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(Protocols::Http1AndH2c, listener, limits, handler, shutdown).await;
+}
+
+/// [`serve`] speaking `protocols`.
+pub async fn serve_with<H, F, B>(
+    protocols: Protocols,
+    listener: TcpListener,
+    limits: Limits,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -96,7 +130,7 @@ pub async fn serve<H, F, B>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let activity = Activity::new();
+        let activity = Activity::default();
         let handler = handler.clone();
         let tracker = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -108,16 +142,29 @@ pub async fn serve<H, F, B>(
                 Ok::<_, Infallible>(res)
             }
         });
-        let io = Watched {
+        let io = TokioIo::new(Watched {
             inner: stream,
             activity: activity.clone(),
+        });
+        let conn: Pin<Box<dyn Future<Output = ()> + Send>> = match protocols {
+            Protocols::Http1 => {
+                let conn = graceful.watch(http1.serve_connection(io, service));
+                Box::pin(async move {
+                    let _ = conn.await;
+                })
+            }
+            Protocols::Http1AndH2c => {
+                let conn = builder.serve_connection_with_upgrades(io, service);
+                let conn = graceful.watch(conn.into_owned());
+                Box::pin(async move {
+                    let _ = conn.await;
+                })
+            }
         };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        let conn = graceful.watch(conn.into_owned());
         let (first, idle) = (limits.first_byte_timeout, limits.idle_timeout);
         tokio::spawn(async move {
             tokio::select! {
-                _ = conn => {}
+                () = conn => {}
                 () = activity.idle_for(first, idle) => {
                     tracing::debug!(%remote, "closing idle connection");
                 }
@@ -133,12 +180,11 @@ pub async fn serve<H, F, B>(
     }
 }
 
-/// Per-connection activity: when bytes last moved, and how many requests are in flight.
-#[derive(Clone)]
+/// Per-connection activity: whether bytes moved since the watchdog last looked, and how many
+/// requests are in flight. Reads and writes only set a flag (no clock read per I/O call).
+#[derive(Clone, Default)]
 struct Activity {
-    start: Instant,
-    last_ms: Arc<AtomicU64>,
-    seen: Arc<AtomicBool>,
+    moved: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -152,19 +198,8 @@ impl Drop for InFlight {
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-            seen: Arc::new(AtomicBool::new(false)),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-        self.seen.store(true, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
     fn begin_request(&self) -> InFlight {
@@ -173,19 +208,24 @@ impl Activity {
     }
 
     /// Resolves once the connection has sent nothing for `first` since accept, or has moved
-    /// no bytes for `idle` with no request in flight.
+    /// no bytes for `idle` with no request in flight (measured in watchdog ticks).
     async fn idle_for(&self, first: Duration, idle: Duration) {
         let tick = (first.min(idle) / 4).max(Duration::from_millis(10));
+        let mut seen = false;
+        let mut quiet = Duration::ZERO;
         loop {
             tokio::time::sleep(tick).await;
-            let idle = if self.seen.load(Ordering::Relaxed) {
-                idle
-            } else {
-                first
-            };
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= idle {
+            if self.moved.swap(false, Ordering::Relaxed) {
+                seen = true;
+                quiet = Duration::ZERO;
+                continue;
+            }
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                quiet = Duration::ZERO;
+                continue;
+            }
+            quiet += tick;
+            if quiet >= if seen { idle } else { first } {
                 return;
             }
         }

@@ -4,6 +4,7 @@
 //! the generic client's pool machinery (measured in `docs/bench/`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,7 +112,10 @@ impl UpstreamClient {
         loop {
             let (mut sender, reused) = match self.plain.checkout(&ep.addr) {
                 Some(s) => (s, true),
-                None => (Box::pin(connect(&ep.addr)).await?, false),
+                None => {
+                    self.plain.start_reaper();
+                    (Box::pin(connect(&ep.addr)).await?, false)
+                }
             };
             match sender.try_send_request(req).await {
                 Ok(res) => {
@@ -164,6 +168,8 @@ impl PlainEndpoint {
 #[derive(Default)]
 struct Pool {
     hosts: Mutex<HashMap<String, Vec<Pooled>>>,
+    /// A task closes connections idle past [`POOL_IDLE`]; started with the first connection.
+    reaper: AtomicBool,
 }
 
 struct Pooled {
@@ -172,7 +178,8 @@ struct Pooled {
 }
 
 impl Pool {
-    /// A ready connection to `key`, dropping closed and long-idle ones on the way.
+    /// A ready connection to `key`, dropping closed and long-idle ones on the way (a busy one,
+    /// still streaming its response, stays whatever its age).
     fn checkout(&self, key: &str) -> Option<SendRequest<reqwest::Body>> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let list = hosts.get_mut(key)?;
@@ -180,13 +187,50 @@ impl Pool {
         while i > 0 {
             i -= 1;
             let p = &list[i];
-            if p.sender.is_closed() || p.since.elapsed() > POOL_IDLE {
+            if p.sender.is_closed() {
                 list.swap_remove(i);
             } else if p.sender.is_ready() {
-                return Some(list.swap_remove(i).sender);
+                let p = list.swap_remove(i);
+                if p.since.elapsed() <= POOL_IDLE {
+                    return Some(p.sender);
+                }
             }
         }
         None
+    }
+
+    /// Drops closed connections and ready ones idle past [`POOL_IDLE`] (which closes them).
+    fn prune(&self) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        for list in hosts.values_mut() {
+            list.retain(|p| {
+                let idle_too_long = p.sender.is_ready() && p.since.elapsed() > POOL_IDLE;
+                !(p.sender.is_closed() || idle_too_long)
+            });
+        }
+        hosts.retain(|_, list| !list.is_empty());
+    }
+
+    /// Starts the idle reaper on the current runtime once; it stops when the pool is dropped.
+    fn start_reaper(self: &Arc<Self>) {
+        if self.reaper.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        {
+            let pool = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(POOL_IDLE / 3);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match pool.upgrade() {
+                        Some(p) => p.prune(),
+                        None => break,
+                    }
+                }
+            });
+        }
     }
 
     fn checkin(&self, key: &str, sender: SendRequest<reqwest::Body>) {
@@ -215,4 +259,113 @@ async fn connect(addr: &str) -> Result<SendRequest<reqwest::Body>, SendError> {
         }
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback HTTP/1.1 server answering `ok` to each request; with `close_after_each` it
+    /// closes every connection right after its response (without saying so in a header), the
+    /// way an upstream drops idle keep-alive connections. Returns its URL and accept count.
+    async fn upstream(close_after_each: bool) -> (url::Url, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/v1/chat/completions",
+            listener.local_addr().unwrap()
+        );
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = memchr::memmem::find(&seen, b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap());
+                            if seen.len() < end + 4 + len {
+                                break;
+                            }
+                            seen.drain(..end + 4 + len);
+                            let host_ok = head.contains("\r\nhost: 127.0.0.1:");
+                            let body = if host_ok { "ok" } else { "no host" };
+                            let res = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if s.write_all(res.as_bytes()).await.is_err() || close_after_each {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url.parse().unwrap(), accepted)
+    }
+
+    async fn call(client: &UpstreamClient, ep: &PlainEndpoint) -> String {
+        let res = client
+            .send_plain(ep, http::Method::POST, http::HeaderMap::new(), "{}".into())
+            .await
+            .unwrap();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap();
+        String::from_utf8(body.to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_pooled_connection() {
+        let (url, accepted) = upstream(false).await;
+        let client = UpstreamClient::new();
+        let ep = PlainEndpoint::new(&url).unwrap();
+        for _ in 0..10 {
+            assert_eq!(call(&client, &ep).await, "ok", "Host is set");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_replaced_without_failing_the_request() {
+        let (url, accepted) = upstream(true).await;
+        let client = UpstreamClient::new();
+        let ep = PlainEndpoint::new(&url).unwrap();
+        for _ in 0..10 {
+            assert_eq!(call(&client, &ep).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 10);
+    }
+
+    #[test]
+    fn plain_endpoints_resolve_address_host_and_target_once() {
+        let ep = PlainEndpoint::new(&"http://h.example/v1/x?a=1".parse().unwrap()).unwrap();
+        assert_eq!(ep.addr, "h.example:80");
+        assert_eq!(ep.host, "h.example");
+        assert_eq!(ep.path, "/v1/x?a=1");
+        let ep = PlainEndpoint::new(&"http://[::1]:8080".parse().unwrap()).unwrap();
+        assert_eq!(
+            (ep.addr.as_str(), ep.host.to_str().unwrap()),
+            ("[::1]:8080", "[::1]:8080")
+        );
+        assert_eq!(ep.path, "/");
+        assert!(PlainEndpoint::new(&"https://api.openai.com/v1".parse().unwrap()).is_none());
+    }
 }
