@@ -209,6 +209,30 @@ fn a_port_in_use_exits_1_with_one_line() {
 }
 
 #[test]
+fn a_second_gateway_on_a_running_gateways_proxy_port_is_refused() {
+    // The proxy workers share their port through SO_REUSEPORT; another process must still
+    // get "address in use" rather than silently taking part of the traffic.
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut first = serve(first_dir.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let err = failed_start(
+        &[
+            "--proxy-listen",
+            &first.proxy,
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    assert!(
+        err.contains(&format!("cannot listen on {} (proxy)", first.proxy)),
+        "{err}"
+    );
+    sigterm(first.child.id());
+    assert_eq!(wait_exit(&mut first.child), 0);
+}
+
+#[test]
 fn an_unusable_data_dir_exits_1_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");

@@ -108,7 +108,12 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     }
     let dbless = config.dbless.is_some();
     let (store, control_plane) = open_store(&config).await?;
-    let proxy_listener = listen("proxy", config.proxy_listen).await?;
+    let proxy_listener =
+        listen_proxy(config.proxy_listen).map_err(|source| GatewayError::Bind {
+            what: "proxy",
+            addr: config.proxy_listen,
+            source,
+        })?;
     let admin_listener = listen("admin", config.admin_listen).await?;
     let proxy = Proxy::new(config.proxy_options.clone());
     let cp_id = control_plane.id.clone();
@@ -181,6 +186,45 @@ async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Gat
     TcpListener::bind(addr)
         .await
         .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+/// Binds the proxy listener. On Linux it is one of a group of `SO_REUSEPORT` sockets (one per
+/// proxy worker, see [`worker_listener`]), so the kernel spreads connections evenly over the
+/// workers as nginx's `reuseport` does; a plain bind first makes sure no other process holds
+/// the port, since the group would otherwise share it silently.
+fn listen_proxy(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if cfg!(target_os = "linux") {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
+    TcpListener::from_std(group_socket(addr)?)
+}
+
+/// A nonblocking listening socket on `addr`, in the port's `SO_REUSEPORT` group on Linux.
+fn group_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    #[cfg(target_os = "linux")]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// A listener for one more proxy worker: on Linux its own socket in the proxy port's
+/// `SO_REUSEPORT` group, elsewhere a clone of the proxy listener (workers then race to accept).
+fn worker_listener(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
+    if cfg!(target_os = "linux") {
+        return group_socket(listener.local_addr()?);
+    }
+    let fd = socket2::SockRef::from(listener);
+    let std: std::net::TcpListener = fd.try_clone()?.into();
+    std.set_nonblocking(true)?;
+    Ok(std)
 }
 
 impl Gateway {
@@ -268,8 +312,8 @@ impl Gateway {
     }
 }
 
-/// Starts `count` proxy workers on their own threads, each accepting on a clone of the proxy
-/// listener with its own current-thread runtime and upstream connection pool. They share the
+/// Starts `count` proxy workers on their own threads, each accepting on its own listener (see
+/// [`worker_listener`]) with its own current-thread runtime and upstream connection pool. They share the
 /// route table, so a config swap reaches all of them at once.
 fn spawn_proxy_workers(
     count: usize,
@@ -280,7 +324,7 @@ fn spawn_proxy_workers(
 ) -> Vec<std::thread::JoinHandle<()>> {
     let mut handles = Vec::new();
     for i in 0..count {
-        let std_listener = match clone_listener(listener) {
+        let std_listener = match worker_listener(listener) {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start proxy worker; serving with fewer");
@@ -322,13 +366,6 @@ fn spawn_proxy_workers(
         }
     }
     handles
-}
-
-fn clone_listener(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
-    let fd = socket2::SockRef::from(listener);
-    let std: std::net::TcpListener = fd.try_clone()?.into();
-    std.set_nonblocking(true)?;
-    Ok(std)
 }
 
 /// How often the served control plane's revision is checked for writes made by another
