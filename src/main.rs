@@ -14,11 +14,6 @@ mod ui;
 
 use std::process::ExitCode;
 
-/// mimalloc: fewer instructions per allocation than glibc malloc on the proxy path (see
-/// `docs/proxy-hot-path.md`).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 
 fn main() -> ExitCode {

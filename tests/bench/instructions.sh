@@ -67,9 +67,9 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 load 500 >/dev/null
-callgrind_control -z "$gw" >/dev/null
+callgrind_control -z "$gw" >/dev/null 2>&1
 load "$n" | grep -E 'Success rate'
-callgrind_control -d "$gw" >/dev/null
+callgrind_control -d "$gw" >/dev/null 2>&1
 sleep 1
 dump="$(ls -t "$run"/cg.out.* | head -1)"
 total="$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')"
