@@ -269,7 +269,7 @@ impl Gateway {
             &rx,
         );
         let proxy = self.proxy.clone();
-        let proxy_task = server::serve_with(
+        let proxy_task = server::serve(
             Protocols::Http1,
             self.proxy_listener,
             self.limits.clone(),
@@ -281,6 +281,7 @@ impl Gateway {
         );
         let router = self.admin;
         let admin_task = server::serve(
+            Protocols::Http1AndH2c,
             self.admin_listener,
             self.limits,
             move |req: Request<Incoming>, _remote: SocketAddr| {
@@ -357,7 +358,7 @@ fn spawn_proxy_workers(
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    server::serve_with(Protocols::Http1, listener, limits, handler, stopped).await;
+                    server::serve(Protocols::Http1, listener, limits, handler, stopped).await;
                 });
             });
         match spawned {

@@ -65,24 +65,9 @@ pub enum Protocols {
     Http1AndH2c,
 }
 
-/// Serves `handler` on `listener` (HTTP/1.1 and h2c) until `shutdown` resolves, then drains
+/// Serves `handler` on `listener`, speaking `protocols`, until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn serve<H, F, B>(
-    listener: TcpListener,
-    limits: Limits,
-    handler: H,
-    shutdown: impl Future<Output = ()>,
-) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    serve_with(Protocols::Http1AndH2c, listener, limits, handler, shutdown).await;
-}
-
-/// [`serve`] speaking `protocols`.
-pub async fn serve_with<H, F, B>(
     protocols: Protocols,
     listener: TcpListener,
     limits: Limits,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use embedded_gateway::model::{Consumer, KeyAuthCredential, Plugin, Route, Service};
 use embedded_gateway::proxy::{Proxy, ProxyOptions};
-use embedded_gateway::server::{Limits, serve};
+use embedded_gateway::server::{Limits, Protocols, serve};
 use embedded_gateway::snapshot::ConfigSnapshot;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -30,6 +30,7 @@ pub async fn start_proxy(proxy: Proxy) -> SocketAddr {
         async move { proxy.handle(req, remote).await }
     };
     tokio::spawn(serve(
+        Protocols::Http1,
         listener,
         Limits::default(),
         handler,

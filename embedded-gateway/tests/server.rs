@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use embedded_gateway::server::{Limits, serve};
+use embedded_gateway::server::{Limits, Protocols, serve};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +26,7 @@ async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(
+        Protocols::Http1,
         listener,
         limits(),
         |req: Request<Incoming>, _: SocketAddr| async move {

@@ -104,6 +104,9 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
     let dbless = config.dbless.is_some();
     let gateway = embedded_gateway::bind(config).await?;
+    // Listen for signals before saying we are ready: a SIGTERM right after the ready lines
+    // must drain, not kill.
+    let stop = shutdown_signal()?;
     let cp = gateway.control_plane();
     let source = if dbless {
         "DB-less config".to_owned()
@@ -120,24 +123,21 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     writeln!(out, "gantry: admin listening on {}", gateway.admin_addr())?;
     out.flush()?;
     drop(out);
-    gateway.run(shutdown_signal()).await;
+    gateway.run(stop).await;
     eprintln!("gantry: stopped");
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on the first of them.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    eprintln!("gantry: shutting down, draining in-flight requests");
+        eprintln!("gantry: shutting down, draining in-flight requests");
+    })
 }
