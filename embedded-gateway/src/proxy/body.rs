@@ -141,15 +141,6 @@ impl RequestBody {
         self.dirty |= removed;
     }
 
-    /// The body as JSON (parsed once, whatever the Content-Type), or `None` when it is not JSON.
-    pub fn into_json(self) -> Option<Value> {
-        match self.parsed {
-            Parsed::Json(v) => Some(v),
-            Parsed::NotYet => serde_json::from_slice(&self.raw).ok(),
-            Parsed::Form(_) | Parsed::Opaque => None,
-        }
-    }
-
     /// The bytes to send upstream, re-encoded only when a field was removed.
     pub fn into_bytes(self) -> Bytes {
         if !self.dirty {
