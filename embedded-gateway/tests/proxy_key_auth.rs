@@ -239,3 +239,30 @@ async fn hide_credentials_removes_the_key_from_header_query_and_body_on_success_
         }
     }
 }
+
+#[tokio::test]
+async fn hop_by_hop_headers_and_the_ones_connection_names_stay_with_the_client() {
+    let s = Stack::start(recipe).await;
+    let res = s
+        .http
+        .post(s.url("/basic-llm-routing/chat/completions"))
+        .header("apikey", DEMO_KEY)
+        .header("connection", "keep-alive, x-drop-me")
+        .header("x-drop-me", "1")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("x-keep-me", "2")
+        .json(&hello("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = &s.upstream_requests().await[0]["headers"];
+    for gone in ["x-drop-me", "keep-alive", "te", "apikey"] {
+        assert!(
+            seen.get(gone).is_none(),
+            "{gone} reached the upstream: {seen}"
+        );
+    }
+    assert_eq!(seen["x-keep-me"], "2");
+}

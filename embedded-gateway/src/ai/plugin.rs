@@ -26,7 +26,7 @@ use crate::plugins::ai_proxy::{
 };
 use crate::proxy::{
     X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
-    millis,
+    millis, remove_headers,
 };
 
 /// Largest provider error body read before mapping it.
@@ -352,9 +352,7 @@ impl AiPlugin {
             aws,
         } = up;
         if !target.allow_override {
-            for h in &CREDENTIAL_HEADERS {
-                headers.remove(h);
-            }
+            remove_headers(&mut headers, |k| CREDENTIAL_HEADERS.contains(k));
         }
         if let Some((name, value)) = &target.auth_header
             && !(target.allow_override && headers.contains_key(name))
