@@ -11,9 +11,23 @@ use crate::util::{Run, Workspace, free_port, http, python, recipe, recipe_worksp
 
 const CP: &str = "basic-llm-routing-recipe";
 
-/// The seed's demo script, from the shared folder that lies beside the checkout.
+/// The seed's demo script, committed unchanged so a clone anywhere runs it.
 fn demo_py() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/demo.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/demo.py")
+}
+
+#[test]
+fn the_committed_demo_py_is_the_seeds_byte_for_byte() {
+    // The seed's copy lies beside the checkout on the project's machines; a clone elsewhere
+    // has only the committed one.
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/demo.py");
+    if let Ok(original) = std::fs::read(&seed) {
+        assert_eq!(
+            std::fs::read(demo_py()).unwrap(),
+            original,
+            "demo.py differs from the seed's"
+        );
+    }
 }
 
 #[track_caller]
