@@ -69,14 +69,20 @@ impl Stack {
 
     /// POSTs a chat request with the recipe's demo key.
     pub async fn chat(&self, body: Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/basic-llm-routing/chat/completions"))
-            .header("apikey", DEMO_KEY)
-            .header("authorization", "Bearer unused")
-            .json(&body)
-            .send()
+        self.chat_with(&[("authorization", "Bearer unused")], body)
             .await
-            .unwrap()
+    }
+
+    /// POSTs a chat request with the recipe's demo key and these extra headers.
+    pub async fn chat_with(&self, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url("/basic-llm-routing/chat/completions"))
+            .header("apikey", DEMO_KEY);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.json(&body).send().await.unwrap()
     }
 
     /// What the mock provider received, oldest first.

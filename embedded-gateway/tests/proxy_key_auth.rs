@@ -93,16 +93,11 @@ async fn a_realm_is_announced_in_www_authenticate() {
 #[tokio::test]
 async fn a_valid_key_sends_consumer_headers_upstream_and_clears_spoofed_ones() {
     let s = Stack::start(recipe).await;
-    let res = s
-        .http
-        .post(s.url("/basic-llm-routing/chat/completions"))
-        .header("apikey", DEMO_KEY)
-        .header("x-consumer-username", "admin")
-        .header("x-anonymous-consumer", "true")
-        .json(&hello("fast"))
-        .send()
-        .await
-        .unwrap();
+    let spoofed = [
+        ("x-consumer-username", "admin"),
+        ("x-anonymous-consumer", "true"),
+    ];
+    let res = s.chat_with(&spoofed, hello("fast")).await;
     assert_eq!(res.status(), 200);
     let seen = &s.upstream_requests().await[0]["headers"];
     assert_eq!(seen["x-consumer-username"], "demo-app");
@@ -243,19 +238,14 @@ async fn hide_credentials_removes_the_key_from_header_query_and_body_on_success_
 #[tokio::test]
 async fn hop_by_hop_headers_and_the_ones_connection_names_stay_with_the_client() {
     let s = Stack::start(recipe).await;
-    let res = s
-        .http
-        .post(s.url("/basic-llm-routing/chat/completions"))
-        .header("apikey", DEMO_KEY)
-        .header("connection", "keep-alive, x-drop-me")
-        .header("x-drop-me", "1")
-        .header("keep-alive", "timeout=5")
-        .header("te", "trailers")
-        .header("x-keep-me", "2")
-        .json(&hello("fast"))
-        .send()
-        .await
-        .unwrap();
+    let headers = [
+        ("connection", "keep-alive, x-drop-me"),
+        ("x-drop-me", "1"),
+        ("keep-alive", "timeout=5"),
+        ("te", "trailers"),
+        ("x-keep-me", "2"),
+    ];
+    let res = s.chat_with(&headers, hello("fast")).await;
     assert_eq!(res.status(), 200);
     let seen = &s.upstream_requests().await[0]["headers"];
     for gone in ["x-drop-me", "keep-alive", "te", "apikey"] {
