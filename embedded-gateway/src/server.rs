@@ -1,11 +1,10 @@
 //! Owns the HTTP listeners: a hardened accept loop (header-read timeout, header limits, idle
 //! timeout) shared by the proxy and admin ports, with graceful draining on shutdown.
 //!
-//! `axum::serve` installs no timer, so hyper's header-read timeout would be inert there
-//! (reliability anchors §1.6); this loop installs `TokioTimer` and sets the limits explicitly.
-//! hyper's header timer only starts at a request's first byte, so an idle watchdog also closes
-//! connections that send nothing (before the first request or between keep-alive requests)
-//! while no request is in flight.
+//! A per-connection watchdog enforces the time limits in coarse ticks: a connection that sends
+//! nothing, that sits idle between requests, or whose request head trickles in too slowly
+//! (slowloris) is closed. The HTTP/1 listener installs no hyper timer, so a keep-alive request
+//! costs no timer registration; the h2c-capable listener also keeps hyper's own header timer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,7 +27,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// Connection limits for one listener.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Time allowed to receive a request's headers, from its first byte.
+    /// Time allowed to receive a request's head, from its first byte (enforced by the
+    /// watchdog, within one tick).
     pub header_read_timeout: Duration,
     /// Largest header block accepted (HTTP/1 read buffer), in bytes.
     pub max_header_bytes: usize,
@@ -80,9 +80,11 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut http1 = hyper::server::conn::http1::Builder::new();
+    // Head and body go out in one buffer, one `send` per response; the watchdog owns the
+    // header-read timeout, so hyper arms no timer per request.
     http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .writev(false)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
@@ -146,12 +148,12 @@ pub async fn serve<H, F, B>(
                 })
             }
         };
-        let (first, idle) = (limits.first_byte_timeout, limits.idle_timeout);
+        let watch = Watch::from(&limits);
         tokio::spawn(async move {
             tokio::select! {
                 () = conn => {}
-                () = activity.idle_for(first, idle) => {
-                    tracing::debug!(%remote, "closing idle connection");
+                why = activity.expired(watch) => {
+                    tracing::debug!(%remote, "closing connection: {why}");
                 }
             }
         });
@@ -165,53 +167,101 @@ pub async fn serve<H, F, B>(
     }
 }
 
-/// Per-connection activity: whether bytes moved since the watchdog last looked, and how many
-/// requests are in flight. Reads and writes only set a flag (no clock read per I/O call).
+/// The time limits the watchdog enforces on one connection.
+#[derive(Clone, Copy)]
+struct Watch {
+    first_byte: Duration,
+    idle: Duration,
+    head: Duration,
+}
+
+impl From<&Limits> for Watch {
+    fn from(l: &Limits) -> Self {
+        Self {
+            first_byte: l.first_byte_timeout,
+            idle: l.idle_timeout,
+            head: l.header_read_timeout,
+        }
+    }
+}
+
+/// Per-connection activity, shared by the stream, the service and the watchdog: whether bytes
+/// moved since the watchdog last looked, whether a request head has started arriving, and how
+/// many requests are in flight. I/O calls only set flags (no clock read, no timer per request).
 #[derive(Clone, Default)]
-struct Activity {
-    moved: Arc<AtomicBool>,
-    in_flight: Arc<AtomicUsize>,
+struct Activity(Arc<ActivityState>);
+
+#[derive(Default)]
+struct ActivityState {
+    moved: AtomicBool,
+    /// Bytes arrived while no request was in flight: a head is on its way.
+    head_started: AtomicBool,
+    in_flight: AtomicUsize,
 }
 
 struct InFlight(Activity);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        self.0.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.0.moved.store(true, Ordering::Relaxed);
     }
 }
 
 impl Activity {
-    fn touch(&self) {
-        self.moved.store(true, Ordering::Relaxed);
+    fn wrote(&self) {
+        self.0.moved.store(true, Ordering::Relaxed);
     }
 
+    fn read(&self) {
+        let s = &*self.0;
+        s.moved.store(true, Ordering::Relaxed);
+        if s.in_flight.load(Ordering::Relaxed) == 0 {
+            s.head_started.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A request head was parsed: its handler runs until the guard drops.
     fn begin_request(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let s = &*self.0;
+        s.in_flight.fetch_add(1, Ordering::Relaxed);
+        s.head_started.store(false, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
-    /// Resolves once the connection has sent nothing for `first` since accept, or has moved
-    /// no bytes for `idle` with no request in flight (measured in watchdog ticks).
-    async fn idle_for(&self, first: Duration, idle: Duration) {
-        let tick = (first.min(idle) / 4).max(Duration::from_millis(10));
+    /// Resolves, saying why, once the connection has sent nothing for `first_byte` since
+    /// accept, has moved no bytes for `idle` with no request in flight, or has taken longer
+    /// than `head` to deliver a request head. Measured in ticks of a quarter of the shortest
+    /// limit, so a limit fires up to one tick late.
+    async fn expired(&self, w: Watch) -> &'static str {
+        let s = &*self.0;
+        let tick = (w.first_byte.min(w.idle).min(w.head) / 4).max(Duration::from_millis(10));
         let mut seen = false;
         let mut quiet = Duration::ZERO;
+        let mut heading = Duration::ZERO;
         loop {
             tokio::time::sleep(tick).await;
-            if self.moved.swap(false, Ordering::Relaxed) {
+            let idle = s.in_flight.load(Ordering::Relaxed) == 0;
+            if idle && s.head_started.load(Ordering::Relaxed) {
+                heading += tick;
+                if heading >= w.head {
+                    return "request head not received in time";
+                }
+            } else {
+                heading = Duration::ZERO;
+            }
+            if s.moved.swap(false, Ordering::Relaxed) {
                 seen = true;
                 quiet = Duration::ZERO;
                 continue;
             }
-            if self.in_flight.load(Ordering::Relaxed) > 0 {
+            if !idle {
                 quiet = Duration::ZERO;
                 continue;
             }
             quiet += tick;
-            if quiet >= if seen { idle } else { first } {
-                return;
+            if quiet >= if seen { w.idle } else { w.first_byte } {
+                return "idle";
             }
         }
     }
@@ -232,7 +282,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         res
     }
@@ -246,7 +296,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         res
     }
@@ -266,7 +316,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         res
     }

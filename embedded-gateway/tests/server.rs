@@ -102,9 +102,30 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let started = Instant::now();
     let (_, _) = read_until_closed(&mut stream).await;
     let took = started.elapsed();
-    // hyper's header timer also runs while waiting for the next request; whichever of it and
-    // the idle watchdog fires first closes the connection.
     assert!(took < Duration::from_secs(2), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn a_keep_alive_pause_longer_than_the_header_timeout_is_not_a_slow_head() {
+    // The header timer counts from a head's first byte, not from the previous response: a
+    // client may pause between requests for up to the idle timeout.
+    let (addr, _stop) = start().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        // Past the 300 ms header timeout, within the 600 ms idle timeout.
+        tokio::time::sleep(Duration::from_millis(420)).await;
+    }
 }
 
 #[tokio::test]
