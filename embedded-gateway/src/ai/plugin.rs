@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -455,7 +456,7 @@ impl AiPlugin {
         let mut buf = bytes::BytesMut::new();
         let mut single: Option<Bytes> = None;
         loop {
-            match tokio::time::timeout(self.read_timeout, stream.next()).await {
+            match within(self.read_timeout, stream.next()).await {
                 Err(_) => return Err(timeout_error(kind)),
                 Ok(None) => return Ok(single.unwrap_or_else(|| buf.freeze())),
                 Ok(Some(Err(e))) => {
@@ -512,7 +513,7 @@ impl AiPlugin {
             let mut upstream = body_stream(response);
             let body = async_stream::stream! {
                 loop {
-                    match tokio::time::timeout(read_timeout, upstream.next()).await {
+                    match within(read_timeout, upstream.next()).await {
                         Ok(Some(Ok(chunk))) => yield Ok::<Bytes, std::io::Error>(chunk),
                         Ok(None) => break,
                         Ok(Some(Err(e))) => {
@@ -589,7 +590,7 @@ impl AiPlugin {
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
         while first.is_empty() && !translator.is_done() {
-            match tokio::time::timeout(self.read_timeout, upstream.next()).await {
+            match within(self.read_timeout, upstream.next()).await {
                 Err(_) => return Err(timeout_error(kind)),
                 Ok(None) => return Err(unreachable_error(kind)),
                 Ok(Some(Err(e))) => {
@@ -606,7 +607,7 @@ impl AiPlugin {
             }
             let mut out = Vec::new();
             while !translator.is_done() {
-                match tokio::time::timeout(read_timeout, upstream.next()).await {
+                match within(read_timeout, upstream.next()).await {
                     Ok(Some(Ok(chunk))) => translate(&mut decoder, &mut translator, &chunk, &mut out),
                     Ok(None) => {
                         let mut events = Vec::new();
@@ -824,6 +825,20 @@ pub fn too_large(limit: u64) -> AiError {
         "request_too_large",
         format!("request body is larger than the allowed {limit} bytes (max_request_body_size)"),
     )
+}
+
+/// The upstream read did not finish within its limit.
+struct TimedOut;
+
+/// `tokio::time::timeout`, but the timer is armed only when `fut` is not ready at once: a
+/// response body that is already buffered costs no clock read and no timer registration.
+async fn within<F: Future>(limit: Duration, fut: F) -> Result<F::Output, TimedOut> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(v) => Ok(v),
+        Poll::Pending => tokio::time::timeout(limit, fut).await.map_err(|_| TimedOut),
+    }
 }
 
 fn timeout_error(kind: ProviderKind) -> AiError {

@@ -252,7 +252,10 @@ impl Pool {
 async fn connect(addr: &str) -> Result<SendRequest<reqwest::Body>, SendError> {
     let tcp = TcpStream::connect(addr).await.map_err(SendError::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(tcp)).await?;
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(tcp))
+        .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection closed");
