@@ -2,6 +2,7 @@
 //! translators, and the compiled `ai-proxy-advanced` plugin that runs a request upstream.
 
 pub mod chat_body;
+pub mod h1;
 pub mod plugin;
 pub mod providers;
 pub mod sse;

@@ -35,7 +35,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Headers a client could use to smuggle its own provider credential; dropped unless the
 /// target allows overriding.
-const CREDENTIAL_HEADERS: [HeaderName; 4] = [
+static CREDENTIAL_HEADERS: [HeaderName; 4] = [
     http::header::AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("api-key"),

@@ -1,23 +1,29 @@
 //! Owns the upstream HTTP clients of the AI proxy: reqwest for `https` endpoints (TLS) and
-//! token/credential calls, and for plain `http` endpoints a small pool of hyper HTTP/1
-//! connections owned by one runtime, which skips reqwest's per-request URL round trips and
-//! the generic client's pool machinery (measured in `docs/bench/`).
+//! token/credential calls, and for plain `http` endpoints a small pool of HTTP/1.1
+//! connections owned by one runtime, driven by the request's own task (`h1`), which skips
+//! reqwest's per-request URL round trips and hyper's task and channels per connection
+//! (measured in `docs/proxy-hot-path.md`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http::{HeaderValue, Uri};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http::HeaderValue;
 use tokio::net::TcpStream;
+
+use super::h1::{self, Conn};
 
 /// An upstream response; its body is reqwest's so both clients' answers read the same way.
 pub type UpstreamResponse = http::Response<reqwest::Body>;
 
-/// Idle pooled connections are closed after this long (both clients).
+/// Idle pooled connections are closed after about this long (both clients).
 const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// The plain pool's reaper runs this many times per [`POOL_IDLE`]; a connection idle for that
+/// many of its ticks is closed (so after 75 to 90 s).
+const IDLE_TICKS: u64 = 6;
 
 /// Most idle connections kept per upstream host and port.
 const MAX_IDLE_PER_HOST: usize = 512;
@@ -34,8 +40,8 @@ pub struct UpstreamClient {
 pub enum SendError {
     #[error("{0}")]
     Reqwest(reqwest::Error),
-    #[error("{0}")]
-    Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    Plain(#[from] h1::Failure),
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
 }
@@ -74,9 +80,12 @@ impl UpstreamClient {
         &self.reqwest
     }
 
-    /// Sends `req`: plain `http` URLs through the connection pool, the rest through reqwest.
+    /// Sends `req`: plain `http` URLs with a buffered body through the connection pool, the
+    /// rest through reqwest.
     pub async fn execute(&self, req: reqwest::Request) -> Result<UpstreamResponse, SendError> {
-        let Some(ep) = PlainEndpoint::new(req.url()) else {
+        let plain =
+            PlainEndpoint::new(req.url()).zip(req.body().map_or(Some(&[][..]), |b| b.as_bytes()));
+        let Some((ep, body)) = plain else {
             return self
                 .reqwest
                 .execute(req)
@@ -84,48 +93,51 @@ impl UpstreamClient {
                 .map(http::Response::from)
                 .map_err(|e| SendError::Reqwest(e.without_url()));
         };
-        let req = http::Request::try_from(req).map_err(|e| SendError::Reqwest(e.without_url()))?;
-        let (parts, body) = req.into_parts();
-        self.send_plain(&ep, parts.method, parts.headers, body)
-            .await
+        let body = Bytes::copy_from_slice(body);
+        let (method, headers) = (req.method().clone(), req.headers().clone());
+        self.send_plain(&ep, method, headers, body).await
     }
 
-    /// Sends one request to a plain-http endpoint over a pooled connection. The headers get
-    /// `Host` and, as reqwest would send, `Accept: */*` when absent.
+    /// Sends one request to a plain-http endpoint over a pooled connection, with `Host` set to
+    /// the endpoint's and, as reqwest would send, `Accept: */*` when absent.
+    ///
+    /// An upstream may close an idle keep-alive connection just as a request goes out on it.
+    /// When a reused connection is closed or reset before any byte of an answer arrives, the
+    /// request goes out once more on a new connection, as browsers do.
     pub async fn send_plain(
         &self,
         ep: &PlainEndpoint,
         method: http::Method,
         mut headers: http::HeaderMap,
-        body: reqwest::Body,
+        body: Bytes,
     ) -> Result<UpstreamResponse, SendError> {
-        headers.insert(http::header::HOST, ep.host.clone());
-        headers
-            .entry(http::header::ACCEPT)
-            .or_insert(HeaderValue::from_static("*/*"));
-        let mut req = http::Request::new(body);
-        *req.method_mut() = method;
-        *req.uri_mut() = ep.path.clone();
-        *req.headers_mut() = headers;
-        // A pooled connection the upstream closed while idle refuses the request before
-        // sending it; the request then goes out once more on a new connection.
+        if !headers.contains_key(http::header::ACCEPT) {
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+        }
+        let mut reuse = true;
         loop {
-            let (mut sender, reused) = match self.plain.checkout(&ep.addr) {
-                Some(s) => (s, true),
+            let pooled = if reuse {
+                self.plain.checkout(&ep.addr)
+            } else {
+                None
+            };
+            let reused = pooled.is_some();
+            let conn = match pooled {
+                Some(c) => c,
                 None => {
                     self.plain.start_reaper();
-                    (Box::pin(connect(&ep.addr)).await?, false)
+                    connect(&ep.addr).await?
                 }
             };
-            match sender.try_send_request(req).await {
-                Ok(res) => {
-                    self.plain.checkin(&ep.addr, sender);
-                    return Ok(res.map(reqwest::Body::wrap));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(back) if reused => req = back,
-                    _ => return Err(e.into_error().into()),
-                },
+            let (pool, key) = (self.plain.clone(), ep.addr.clone());
+            let home = move |conn: Conn| pool.checkin(&key, conn);
+            match conn
+                .exchange(&method, &ep.target, &ep.host, &headers, &body, home)
+                .await
+            {
+                Ok(res) => return Ok(res.map(reqwest::Body::wrap)),
+                Err(e) if reused && e.closed_unanswered() => reuse = false,
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -135,10 +147,10 @@ impl UpstreamClient {
 #[derive(Debug, Clone)]
 pub struct PlainEndpoint {
     /// `host:port` to connect to (port 80 when the URL names none); also the pool key.
-    addr: String,
+    addr: Arc<str>,
     host: HeaderValue,
     /// Origin-form request target: path and query.
-    path: Uri,
+    target: Box<str>,
 }
 
 impl PlainEndpoint {
@@ -153,60 +165,71 @@ impl PlainEndpoint {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
-        let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        // The request line must not be able to carry anything but a target.
+        if target
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return None;
+        }
         Some(Self {
-            addr: format!("{host}:{port}"),
+            addr: format!("{host}:{port}").into(),
             host: HeaderValue::from_str(&host_header).ok()?,
-            path: if path.is_empty() { "/" } else { path }.parse().ok()?,
+            target: if target.is_empty() { "/" } else { target }.into(),
         })
     }
 }
 
-/// Idle and busy HTTP/1 connections per `host:port`. A connection goes back in as soon as its
-/// response head arrives; it is handed out again once hyper reports it ready, that is once the
-/// previous response body has been read to the end.
+/// Idle HTTP/1.1 connections per `host:port`. A connection is in here only between
+/// requests: while a request and its response body use it, the body owns it, and it comes
+/// back when the body has ended (if the upstream allows reuse).
 #[derive(Default)]
 struct Pool {
-    hosts: Mutex<HashMap<String, Vec<Pooled>>>,
+    hosts: Mutex<HashMap<Arc<str>, Vec<Pooled>>>,
+    /// Counts reaper ticks; a connection records the tick it came back at.
+    epoch: AtomicU64,
     /// A task closes connections idle past [`POOL_IDLE`]; started with the first connection.
     reaper: AtomicBool,
 }
 
 struct Pooled {
-    sender: SendRequest<reqwest::Body>,
-    since: Instant,
+    conn: Conn,
+    since: u64,
 }
 
 impl Pool {
-    /// A ready connection to `key`, dropping closed and long-idle ones on the way (a busy one,
-    /// still streaming its response, stays whatever its age).
-    fn checkout(&self, key: &str) -> Option<SendRequest<reqwest::Body>> {
+    /// The most recently used idle connection to `key` the upstream has not closed.
+    fn checkout(&self, key: &str) -> Option<Conn> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         let list = hosts.get_mut(key)?;
-        let mut i = list.len();
-        while i > 0 {
-            i -= 1;
-            let p = &list[i];
-            if p.sender.is_closed() {
-                list.swap_remove(i);
-            } else if p.sender.is_ready() {
-                let p = list.swap_remove(i);
-                if p.since.elapsed() <= POOL_IDLE {
-                    return Some(p.sender);
-                }
+        while let Some(p) = list.pop() {
+            if p.conn.is_usable() {
+                return Some(p.conn);
             }
         }
         None
     }
 
-    /// Drops closed connections and ready ones idle past [`POOL_IDLE`] (which closes them).
+    fn checkin(&self, key: &Arc<str>, conn: Conn) {
+        let since = self.epoch.load(Ordering::Relaxed);
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let list = match hosts.get_mut(&**key) {
+            Some(l) => l,
+            None => hosts.entry(key.clone()).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(Pooled { conn, since });
+        }
+    }
+
+    /// Advances the tick and closes connections idle for [`IDLE_TICKS`] ticks or closed by
+    /// their upstream.
     fn prune(&self) {
+        let now = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         for list in hosts.values_mut() {
-            list.retain(|p| {
-                let idle_too_long = p.sender.is_ready() && p.since.elapsed() > POOL_IDLE;
-                !(p.sender.is_closed() || idle_too_long)
-            });
+            list.retain(|p| now - p.since < IDLE_TICKS && p.conn.is_usable());
         }
         hosts.retain(|_, list| !list.is_empty());
     }
@@ -216,52 +239,27 @@ impl Pool {
         if self.reaper.swap(true, Ordering::Relaxed) {
             return;
         }
-        {
-            let pool = Arc::downgrade(self);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(POOL_IDLE / 3);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POOL_IDLE / IDLE_TICKS as u32);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
                 tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    match pool.upgrade() {
-                        Some(p) => p.prune(),
-                        None => break,
-                    }
+                match pool.upgrade() {
+                    Some(p) => p.prune(),
+                    None => break,
                 }
-            });
-        }
-    }
-
-    fn checkin(&self, key: &str, sender: SendRequest<reqwest::Body>) {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        let list = match hosts.get_mut(key) {
-            Some(l) => l,
-            None => hosts.entry(key.to_owned()).or_default(),
-        };
-        if list.len() < MAX_IDLE_PER_HOST {
-            list.push(Pooled {
-                sender,
-                since: Instant::now(),
-            });
-        }
+            }
+        });
     }
 }
 
-/// Opens a new HTTP/1 connection to `addr` (`host:port`) and drives it on this runtime.
-async fn connect(addr: &str) -> Result<SendRequest<reqwest::Body>, SendError> {
+/// Opens a new connection to `addr` (`host:port`) on this runtime.
+async fn connect(addr: &str) -> Result<Conn, SendError> {
     let tcp = TcpStream::connect(addr).await.map_err(SendError::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(tcp))
-        .await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection closed");
-        }
-    });
-    Ok(sender)
+    Ok(Conn::new(tcp))
 }
 
 #[cfg(test)]
@@ -360,15 +358,15 @@ mod tests {
     #[test]
     fn plain_endpoints_resolve_address_host_and_target_once() {
         let ep = PlainEndpoint::new(&"http://h.example/v1/x?a=1".parse().unwrap()).unwrap();
-        assert_eq!(ep.addr, "h.example:80");
+        assert_eq!(&*ep.addr, "h.example:80");
         assert_eq!(ep.host, "h.example");
-        assert_eq!(ep.path, "/v1/x?a=1");
+        assert_eq!(&*ep.target, "/v1/x?a=1");
         let ep = PlainEndpoint::new(&"http://[::1]:8080".parse().unwrap()).unwrap();
         assert_eq!(
-            (ep.addr.as_str(), ep.host.to_str().unwrap()),
+            (&*ep.addr, ep.host.to_str().unwrap()),
             ("[::1]:8080", "[::1]:8080")
         );
-        assert_eq!(ep.path, "/");
+        assert_eq!(&*ep.target, "/");
         assert!(PlainEndpoint::new(&"https://api.openai.com/v1".parse().unwrap()).is_none());
     }
 }

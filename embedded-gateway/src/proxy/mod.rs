@@ -54,7 +54,7 @@ const X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credentia
 const X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 
 /// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
-const CONSUMER_HEADERS: [HeaderName; 5] = [
+static CONSUMER_HEADERS: [HeaderName; 5] = [
     X_CONSUMER_ID,
     X_CONSUMER_USERNAME,
     X_CONSUMER_CUSTOM_ID,
@@ -63,7 +63,7 @@ const CONSUMER_HEADERS: [HeaderName; 5] = [
 ];
 
 /// Hop-by-hop and framing headers never forwarded upstream.
-const HOP_HEADERS: [HeaderName; 9] = [
+static HOP_HEADERS: [HeaderName; 9] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
