@@ -295,8 +295,10 @@ enum Chunk {
 }
 
 /// A response body read straight from the connection. Once it has ended, the connection goes
-/// back to the pool if the upstream allows reuse; dropped early, the connection is closed.
-pub struct Body<D> {
+/// back to the pool if the upstream allows reuse. Dropped early, it still goes back if the
+/// rest of the body is already buffered (a stream's reader stops at `data: [DONE]`, before
+/// the last chunk's terminator); otherwise the connection is closed.
+pub struct Body<D: FnOnce(Conn)> {
     conn: Option<Conn>,
     framing: Framing,
     keep_alive: bool,
@@ -409,6 +411,13 @@ impl<D: FnOnce(Conn)> Body<D> {
         self.conn = None;
         self.framing = Framing::Ended;
         Poll::Ready(Some(Err(err)))
+    }
+}
+
+impl<D: FnOnce(Conn)> Drop for Body<D> {
+    fn drop(&mut self) {
+        while let Ok(Step::Data(_)) = self.step() {}
+        self.finish_if_ended();
     }
 }
 
@@ -606,6 +615,63 @@ mod tests {
         let out = exchange(&addr, HeaderMap::new()).await.unwrap();
         assert_eq!(out.body.unwrap(), "hello, world");
         assert!(out.pooled);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_with_only_its_end_left_in_the_buffer_still_returns_the_connection() {
+        let (addr, _) = upstream(vec![
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n",
+        ])
+        .await;
+        let conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
+        let back = Arc::new(Mutex::new(None));
+        let home = back.clone();
+        let res = conn
+            .exchange(
+                &http::Method::POST,
+                "/",
+                &HeaderValue::from_static("up"),
+                &HeaderMap::new(),
+                b"",
+                move |c| *home.lock().unwrap() = Some(c),
+            )
+            .await
+            .unwrap();
+        let mut body = res.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "data: [DONE]\n\n");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        drop(body);
+        assert!(
+            back.lock().unwrap().is_some(),
+            "the terminator was already read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_arrived_closes_the_connection() {
+        let (addr, _) = upstream(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf",
+            b"-rest",
+        ])
+        .await;
+        let conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
+        let back = Arc::new(Mutex::new(None));
+        let home = back.clone();
+        let res = conn
+            .exchange(
+                &http::Method::POST,
+                "/",
+                &HeaderValue::from_static("up"),
+                &HeaderMap::new(),
+                b"",
+                move |c| *home.lock().unwrap() = Some(c),
+            )
+            .await
+            .unwrap();
+        drop(res);
+        assert!(back.lock().unwrap().is_none());
     }
 
     #[tokio::test]
