@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::body::Body;
 use http::Request;
@@ -268,7 +269,8 @@ impl Gateway {
             &self.limits,
             &rx,
         );
-        let proxy = self.proxy.clone();
+        // One Arc per listener: a request clones one pointer, not the proxy's parts.
+        let proxy = Arc::new(self.proxy.clone());
         let proxy_task = server::serve(
             Protocols::Http1,
             self.proxy_listener,
@@ -351,6 +353,7 @@ fn spawn_proxy_workers(
                     let Ok(listener) = TcpListener::from_std(std_listener) else {
                         return;
                     };
+                    let proxy = Arc::new(proxy);
                     let handler = move |req: Request<Incoming>, remote: SocketAddr| {
                         let proxy = proxy.clone();
                         async move { proxy.handle(req, remote).await }

@@ -42,6 +42,17 @@ async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     (addr, tx)
 }
 
+/// Sends `GET /` on a keep-alive connection and returns the first read of the answer.
+async fn get(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// Reads until the peer closes; returns what was read and how long it took.
 async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
     let started = Instant::now();
@@ -92,13 +103,7 @@ async fn slowloris_headers_time_out() {
 async fn an_idle_keep_alive_connection_is_closed() {
     let (addr, _stop) = start().await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(get(&mut stream).await.starts_with("HTTP/1.1 200"));
     let started = Instant::now();
     let (_, _) = read_until_closed(&mut stream).await;
     let took = started.elapsed();
@@ -112,17 +117,8 @@ async fn a_keep_alive_pause_longer_than_the_header_timeout_is_not_a_slow_head() 
     let (addr, _stop) = start().await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     for _ in 0..2 {
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 256];
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(
-            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&buf[..n])
-        );
+        let answer = get(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         // Past the 300 ms header timeout, within the 600 ms idle timeout.
         tokio::time::sleep(Duration::from_millis(420)).await;
     }

@@ -112,12 +112,14 @@ impl Conn {
                 answered: false,
             })?;
         drop(out);
+        // Whether any byte of an answer (an interim 1xx included) has arrived.
+        let mut interim = false;
         loop {
             let (head, framing, keep_alive) = loop {
                 if let Some(parsed) = parse_head(&mut self.buf, method)? {
                     break parsed;
                 }
-                let answered = !self.buf.is_empty();
+                let answered = interim || !self.buf.is_empty();
                 let n = self
                     .fill()
                     .await
@@ -131,6 +133,7 @@ impl Conn {
             };
             // 1xx interim answers (100 Continue, 103 Early Hints) precede the real one.
             if head.status().is_informational() {
+                interim = true;
                 continue;
             }
             let mut body = Body {
@@ -531,9 +534,16 @@ mod tests {
         pooled: bool,
     }
 
-    async fn exchange(addr: &str, headers: HeaderMap) -> Result<Outcome, Failure> {
+    /// The connection handed back for reuse, if it was.
+    type Returned = Arc<Mutex<Option<Conn>>>;
+
+    /// Sends the test request on a new connection to `addr`; the answer's body is not read yet.
+    async fn start(
+        addr: &str,
+        headers: HeaderMap,
+    ) -> Result<(http::Response<Body<impl FnOnce(Conn) + Unpin>>, Returned), Failure> {
         let conn = Conn::new(TcpStream::connect(addr).await.unwrap());
-        let back = Arc::new(Mutex::new(None));
+        let back = Returned::default();
         let home = back.clone();
         let res = conn
             .exchange(
@@ -545,6 +555,11 @@ mod tests {
                 move |c| *home.lock().unwrap() = Some(c),
             )
             .await?;
+        Ok((res, back))
+    }
+
+    async fn exchange(addr: &str, headers: HeaderMap) -> Result<Outcome, Failure> {
+        let (res, back) = start(addr, headers).await?;
         let (parts, body) = res.into_parts();
         let body = body
             .collect()
@@ -624,20 +639,7 @@ mod tests {
             b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n",
         ])
         .await;
-        let conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
-        let back = Arc::new(Mutex::new(None));
-        let home = back.clone();
-        let res = conn
-            .exchange(
-                &http::Method::POST,
-                "/",
-                &HeaderValue::from_static("up"),
-                &HeaderMap::new(),
-                b"",
-                move |c| *home.lock().unwrap() = Some(c),
-            )
-            .await
-            .unwrap();
+        let (res, back) = start(&addr, HeaderMap::new()).await.unwrap();
         let mut body = res.into_body();
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "data: [DONE]\n\n");
@@ -656,20 +658,7 @@ mod tests {
             b"-rest",
         ])
         .await;
-        let conn = Conn::new(TcpStream::connect(&addr).await.unwrap());
-        let back = Arc::new(Mutex::new(None));
-        let home = back.clone();
-        let res = conn
-            .exchange(
-                &http::Method::POST,
-                "/",
-                &HeaderValue::from_static("up"),
-                &HeaderMap::new(),
-                b"",
-                move |c| *home.lock().unwrap() = Some(c),
-            )
-            .await
-            .unwrap();
+        let (res, back) = start(&addr, HeaderMap::new()).await.unwrap();
         drop(res);
         assert!(back.lock().unwrap().is_none());
     }
