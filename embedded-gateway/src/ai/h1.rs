@@ -481,12 +481,24 @@ impl<D: FnOnce(Conn) + Unpin> http_body::Body for Body<D> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use std::sync::{Arc, Mutex};
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
+
+    /// The first complete request at the front of `seen` (head and `Content-Length` body):
+    /// its length in bytes and its lowercased head. For test upstreams.
+    pub(in crate::ai) fn first_request(seen: &[u8]) -> Option<(usize, String)> {
+        let end = memchr::memmem::find(seen, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        (seen.len() >= end + 4 + len).then_some((end + 4 + len, head))
+    }
 
     /// An upstream that reads one request (head and `Content-Length` body), answers with
     /// `parts` written one at a time with a pause between them, then closes. Returns its
@@ -501,15 +513,8 @@ mod tests {
             loop {
                 let n = s.read(&mut buf).await.unwrap();
                 req.extend_from_slice(&buf[..n]);
-                if let Some(end) = memchr::memmem::find(&req, b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&req[..end]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .map_or(0, |v| v.parse().unwrap());
-                    if req.len() >= end + 4 + len {
-                        break;
-                    }
+                if first_request(&req).is_some() {
+                    break;
                 }
                 if n == 0 {
                     break;

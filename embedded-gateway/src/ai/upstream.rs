@@ -94,8 +94,10 @@ impl UpstreamClient {
                 .map_err(|e| SendError::Reqwest(e.without_url()));
         };
         let body = Bytes::copy_from_slice(body);
-        let (method, headers) = (req.method().clone(), req.headers().clone());
-        self.send_plain(&ep, method, headers, body).await
+        let req = http::Request::try_from(req).map_err(|e| SendError::Reqwest(e.without_url()))?;
+        let (parts, _) = req.into_parts();
+        self.send_plain(&ep, parts.method, parts.headers, body)
+            .await
     }
 
     /// Sends one request to a plain-http endpoint over a pooled connection, with `Host` set to
@@ -265,6 +267,7 @@ async fn connect(addr: &str) -> Result<Conn, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::h1::tests::first_request;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -295,16 +298,8 @@ mod tests {
                             return;
                         }
                         seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = memchr::memmem::find(&seen, b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
-                            let len: usize = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse().unwrap());
-                            if seen.len() < end + 4 + len {
-                                break;
-                            }
-                            seen.drain(..end + 4 + len);
+                        while let Some((len, head)) = first_request(&seen) {
+                            seen.drain(..len);
                             let host_ok = head.contains("\r\nhost: 127.0.0.1:");
                             let body = if host_ok { "ok" } else { "no host" };
                             let res = format!(
@@ -333,26 +328,26 @@ mod tests {
         String::from_utf8(body.to_bytes().to_vec()).unwrap()
     }
 
-    #[tokio::test]
-    async fn sequential_requests_share_one_pooled_connection() {
-        let (url, accepted) = upstream(false).await;
+    /// Sends ten requests one after another, each answered `ok` (so `Host` was set); returns
+    /// how many connections the upstream accepted.
+    async fn connections_for_ten_calls(close_after_each: bool) -> usize {
+        let (url, accepted) = upstream(close_after_each).await;
         let client = UpstreamClient::new();
         let ep = PlainEndpoint::new(&url).unwrap();
         for _ in 0..10 {
             assert_eq!(call(&client, &ep).await, "ok", "Host is set");
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        accepted.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_pooled_connection() {
+        assert_eq!(connections_for_ten_calls(false).await, 1);
     }
 
     #[tokio::test]
     async fn a_connection_the_upstream_closed_is_replaced_without_failing_the_request() {
-        let (url, accepted) = upstream(true).await;
-        let client = UpstreamClient::new();
-        let ep = PlainEndpoint::new(&url).unwrap();
-        for _ in 0..10 {
-            assert_eq!(call(&client, &ep).await, "ok");
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 10);
+        assert_eq!(connections_for_ten_calls(true).await, 10);
     }
 
     #[test]
