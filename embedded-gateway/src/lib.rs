@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod ai;
+pub mod errors;
 pub mod gateway;
+pub mod headers;
 pub mod mock_llm;
 pub mod model;
 pub mod plugins;
@@ -11,6 +13,7 @@ pub mod proxy;
 pub mod server;
 pub mod snapshot;
 pub mod store;
+pub mod upstream;
 
 pub use admin::{AdminSettings, AdminState, router};
 pub use gateway::{Gateway, GatewayConfig, GatewayError, bind, serve};

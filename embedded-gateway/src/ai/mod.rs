@@ -1,15 +1,18 @@
 //! Owns the LLM side of the gateway: canonical OpenAI types, SSE framing, the per-provider
 //! translators, and the compiled `ai-proxy-advanced` plugin that runs a request upstream.
 
+pub mod aws;
 pub mod chat_body;
-pub mod h1;
+pub mod chunks;
+pub mod credentials;
 pub mod plugin;
 pub mod providers;
 pub mod sse;
 pub mod types;
-pub mod upstream;
 
-use http::StatusCode;
+use axum::body::Body;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
 
 use types::ErrorEnvelope;
 
@@ -48,7 +51,36 @@ impl AiError {
         )
     }
 
+    /// The 400 for a body that is not a JSON object.
+    pub fn bad_json() -> Self {
+        Self::bad_request(
+            "invalid_json",
+            "content-type header does not match request body, or bad JSON formatting: the body must be a JSON object",
+        )
+    }
+
+    /// The 413 for a body over `max_request_body_size`.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!(
+                "request body is larger than the allowed {limit} bytes (max_request_body_size)"
+            ),
+        )
+    }
+
     pub fn envelope(&self) -> ErrorEnvelope {
         ErrorEnvelope::new(self.message.clone(), self.kind, self.code)
+    }
+
+    /// This error as an OpenAI-envelope JSON response.
+    pub fn response(&self) -> Response<Body> {
+        let mut r = Response::new(Body::from(self.envelope().to_bytes()));
+        *r.status_mut() = self.status;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
     }
 }

@@ -16,19 +16,20 @@ use serde_json::Value;
 
 use super::AiError;
 use super::chat_body::ChatBody;
+use super::credentials::BearerSource;
 use super::providers::bedrock::Signer;
-use super::providers::{self, BearerSource, FrameDecoder, ProviderKind, StreamTranslator};
+use super::providers::{self, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
-use super::upstream::{PlainEndpoint, UpstreamClient, UpstreamResponse};
+use crate::headers::{
+    X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
+    millis, remove_headers,
+};
 use crate::plugins::ai_proxy::{
     AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
     Target,
 };
-use crate::proxy::{
-    X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
-    millis, remove_headers,
-};
+use crate::upstream::{PlainEndpoint, UpstreamClient, UpstreamResponse};
 
 /// Largest provider error body read before mapping it.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -231,7 +232,7 @@ impl AiPlugin {
         match self.try_run(req).await {
             Ok(r) => r,
             Err(e) => {
-                let mut r = error_response(&e);
+                let mut r = e.response();
                 r.headers_mut()
                     .insert(X_KONG_RESPONSE_LATENCY, millis(started.elapsed()));
                 r
@@ -240,7 +241,7 @@ impl AiPlugin {
     }
 
     async fn try_run(&self, req: AiRequest<'_>) -> Result<Response<Body>, AiError> {
-        let body = ChatBody::parse(req.body).map_err(|_| bad_json())?;
+        let body = ChatBody::parse(req.body).map_err(|_| AiError::bad_json())?;
         let native = self.native.is_some();
         if !native && !body.has_messages() {
             return Err(AiError::bad_request(
@@ -802,29 +803,6 @@ fn json(status: StatusCode, body: Bytes) -> Response<Body> {
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
-}
-
-/// An [`AiError`] as an OpenAI-envelope response.
-pub fn error_response(e: &AiError) -> Response<Body> {
-    json(e.status, e.envelope().to_bytes())
-}
-
-/// The 400 for a body that is not a JSON object.
-pub fn bad_json() -> AiError {
-    AiError::bad_request(
-        "invalid_json",
-        "content-type header does not match request body, or bad JSON formatting: the body must be a JSON object",
-    )
-}
-
-/// The 413 for a body over `max_request_body_size`.
-pub fn too_large(limit: u64) -> AiError {
-    AiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "invalid_request_error",
-        "request_too_large",
-        format!("request body is larger than the allowed {limit} bytes (max_request_body_size)"),
-    )
 }
 
 /// The upstream read did not finish within its limit.

@@ -6,7 +6,6 @@ mod body;
 mod compile;
 pub mod key_auth;
 mod plain;
-mod response;
 pub mod router;
 
 use std::collections::HashMap;
@@ -19,16 +18,15 @@ use axum::body::Body;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::ai::plugin::{AiRequest, bad_json, error_response, too_large};
-use crate::ai::upstream::UpstreamClient;
+use crate::ai::AiError;
+use crate::ai::plugin::AiRequest;
+use crate::errors as response;
+use crate::headers::{RequestId, X_KONG_REQUEST_ID, remove_headers};
 use crate::snapshot::ConfigSnapshot;
+use crate::upstream::UpstreamClient;
 use body::{BodyError, RequestBody};
 use compile::Compiled;
 use key_auth::{Authenticated, Rejection};
-pub use response::{
-    RequestId, X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_REQUEST_ID, X_KONG_RESPONSE_LATENCY,
-    X_KONG_UPSTREAM_LATENCY, millis,
-};
 
 /// Settings that do not come from the store.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +188,7 @@ impl Proxy {
             .or(route.ai.as_ref());
         if let Some(ai) = ai {
             let Payload::Buffered(body) = payload else {
-                return response::with_latency(error_response(&bad_json()), started);
+                return response::with_latency(AiError::bad_json().response(), started);
             };
             let req = AiRequest {
                 client: &self.client,
@@ -246,7 +244,7 @@ async fn read_body(
         .await
         .map_err(|e| match e {
             BodyError::TooLarge(n) => {
-                response::with_latency(error_response(&too_large(n)), started)
+                response::with_latency(AiError::too_large(n).response(), started)
             }
             BodyError::Read => response::gateway(
                 StatusCode::BAD_REQUEST,
@@ -300,13 +298,4 @@ fn strip_hop_headers(h: &mut HeaderMap) {
         }
     }
     remove_headers(h, |k| HOP_HEADERS.contains(k));
-}
-
-/// Removes the headers `drop` selects. Walks the few headers a request has once, instead of
-/// looking up every name on a fixed list.
-pub(crate) fn remove_headers(h: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
-    let doomed: Vec<HeaderName> = h.keys().filter(|k| drop(k)).cloned().collect();
-    for name in doomed {
-        h.remove(name);
-    }
 }

@@ -10,9 +10,9 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::compile::CompiledRoute;
-use super::response;
-use super::response::{X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, millis};
 use super::router::{RouteMatch, upstream_path};
+use crate::errors as response;
+use crate::headers::{X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, millis};
 
 /// Everything about the request besides its head and body.
 pub struct Forward<'a> {

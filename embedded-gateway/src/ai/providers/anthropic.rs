@@ -6,8 +6,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{new_id, tuning};
+use super::common::tuning;
 use crate::ai::AiError;
+use crate::ai::chunks::new_id;
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::{
     ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, DeltaFunction, DeltaToolCall,

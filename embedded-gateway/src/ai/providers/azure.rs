@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::error_type_for;
+use super::common::error_type_for;
 use crate::ai::AiError;
 use crate::ai::types::ErrorEnvelope;
 use crate::plugins::ai_proxy::{Auth, ModelOptions};

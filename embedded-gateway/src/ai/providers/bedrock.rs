@@ -7,19 +7,20 @@
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::HeaderValue as EsValue;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Chunks, Completion, ImageSource, ProviderKind, Tuning, bad_upstream, call_arguments, encode,
-    error_type_for, image_source, is_system, messages, text_of, tuning, unsupported,
+use super::common::{
+    ImageSource, Tuning, bad_upstream, call_arguments, encode, error_type_for, image_source,
+    is_system, messages, text_of, tuning, unsupported,
 };
+use super::kind::ProviderKind;
 use crate::ai::AiError;
+use crate::ai::aws::{AssumeRole, sign_request, signing_error};
+use crate::ai::chunks::{Chunks, Completion};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
 use crate::plugins::ai_proxy::{Auth, ModelOptions};
@@ -97,7 +98,7 @@ pub struct Signer {
     keys: Option<(String, String)>,
     region: Option<String>,
     /// `bedrock.aws_assume_role_arn`: sign with the role's temporary credentials.
-    role: Option<super::aws_sts::AssumeRole>,
+    role: Option<AssumeRole>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -110,15 +111,6 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-pub(crate) fn signing_error(why: &str) -> AiError {
-    AiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "api_error",
-        "signing_failed",
-        format!("the bedrock request could not be signed: {why}"),
-    )
-}
-
 impl Signer {
     pub fn new(auth: &Auth, o: &ModelOptions) -> Self {
         let keys = match (&auth.aws_access_key_id, &auth.aws_secret_access_key) {
@@ -126,7 +118,7 @@ impl Signer {
             _ => None,
         };
         let region = region(o);
-        let role = super::aws_sts::AssumeRole::from_options(o, region.as_deref());
+        let role = AssumeRole::from_options(o, region.as_deref());
         Self { keys, region, role }
     }
 
@@ -180,54 +172,6 @@ impl Signer {
         let region = self.region_for(req.url());
         sign_request(req, body, creds, &region, "bedrock", SystemTime::now())
     }
-}
-
-/// SigV4-signs `req` (host and content type signed) for `service` in `region` at `time`.
-pub fn sign_request(
-    req: &mut reqwest::Request,
-    body: &[u8],
-    creds: &Credentials,
-    region: &str,
-    service: &str,
-    time: SystemTime,
-) -> Result<(), AiError> {
-    let identity = creds.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|_| signing_error("invalid signing parameters"))?
-        .into();
-    let url = req.url().clone();
-    let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
-    let content_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_owned();
-    let headers = [("host", host), ("content-type", content_type.as_str())];
-    let signable = SignableRequest::new(
-        "POST",
-        url.as_str(),
-        headers.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|_| signing_error("the request URL cannot be signed"))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|_| signing_error("signature computation failed"))?
-        .into_parts();
-    for (name, value) in instructions.headers() {
-        let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) else {
-            return Err(signing_error("invalid signature header"));
-        };
-        v.set_sensitive(true);
-        req.headers_mut().insert(n, v);
-    }
-    Ok(())
 }
 
 /// OpenAI chat request → Converse body.
@@ -645,6 +589,7 @@ mod tests {
     use aws_smithy_eventstream::frame::write_message_to;
     use aws_smithy_types::event_stream::{Header, Message};
     use base64::Engine;
+    use http::HeaderValue;
 
     fn decode(parts: &[&[u8]]) -> Vec<SseEvent> {
         let mut d = EventStreamDecoder::default();

@@ -6,10 +6,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Chunks, Completion, Tuning, bad_upstream, encode, error_type_for, messages, text_of, tuning,
-};
+use super::common::{Tuning, bad_upstream, encode, error_type_for, messages, text_of, tuning};
 use crate::ai::AiError;
+use crate::ai::chunks::{Chunks, Completion};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
 use crate::plugins::ai_proxy::ModelOptions;

@@ -8,11 +8,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::bedrock::escape;
-use super::{
-    Chunks, Completion, ImageSource, Tuning, bad_upstream, call_arguments, encode, image_source,
-    is_system, messages, new_id, text_of, tool_names, tuning,
+use super::common::{
+    ImageSource, Tuning, bad_upstream, call_arguments, encode, image_source, is_system, messages,
+    text_of, tool_names, tuning,
 };
 use crate::ai::AiError;
+use crate::ai::chunks::{Chunks, Completion, new_id};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
 use crate::plugins::ai_proxy::ModelOptions;

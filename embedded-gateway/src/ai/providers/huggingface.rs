@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::{bad_upstream, error_type_for};
+use super::common::{bad_upstream, error_type_for};
 use crate::ai::AiError;
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::ErrorEnvelope;

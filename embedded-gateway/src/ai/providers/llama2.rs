@@ -7,11 +7,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Chunks, Completion, ProviderKind, Tuning, bad_upstream, encode, is_system, messages, text_of,
-    unsupported,
-};
+use super::common::{Tuning, bad_upstream, encode, is_system, messages, text_of, unsupported};
+use super::kind::ProviderKind;
 use crate::ai::AiError;
+use crate::ai::chunks::{Chunks, Completion};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::Usage;
 use crate::plugins::ai_proxy::{Llama2Format, ModelOptions};

@@ -6,7 +6,8 @@
 use http::StatusCode;
 use serde_json::Value;
 
-use super::{error_type_for, openai};
+use super::common::error_type_for;
+use super::openai;
 use crate::ai::types::ErrorEnvelope;
 
 pub const DEFAULT_BASE: &str = "https://api.mistral.ai:443";

@@ -6,11 +6,13 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{
-    Chunks, Completion, ImageSource, ProviderKind, Tuning, bad_upstream, call_arguments, encode,
-    error_type_for, image_source, messages, new_id, text_of, tool_names, tuning, unsupported,
+use super::common::{
+    ImageSource, Tuning, bad_upstream, call_arguments, encode, error_type_for, image_source,
+    messages, text_of, tool_names, tuning, unsupported,
 };
+use super::kind::ProviderKind;
 use crate::ai::AiError;
+use crate::ai::chunks::{Chunks, Completion, new_id};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
 use crate::plugins::ai_proxy::ModelOptions;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::fill_option_defaults;
+use super::common::fill_option_defaults;
 use crate::ai::AiError;
 use crate::ai::chat_body::{ChatBody, Field};
 use crate::ai::sse::{DONE, SseEvent, encode_data};

@@ -1,13 +1,14 @@
-//! Owns Bedrock's `aws_assume_role_arn`: an STS `AssumeRole` call signed with the base
-//! credentials (SigV4, service `sts`) at `aws_sts_endpoint_url` or the region's STS endpoint;
-//! the role's temporary credentials are cached until shortly before they expire.
+//! Owns AWS request signing: SigV4 for any service, and Bedrock's `aws_assume_role_arn` (an STS
+//! `AssumeRole` call signed with the base credentials at `aws_sts_endpoint_url` or the region's
+//! STS endpoint; the role's temporary credentials are cached until shortly before they expire).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
-use http::StatusCode;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use http::{HeaderName, HeaderValue, StatusCode};
 
-use super::bedrock::sign_request;
 use crate::ai::AiError;
 use crate::plugins::ai_proxy::ModelOptions;
 
@@ -147,6 +148,63 @@ pub fn parse_credentials(xml: &str) -> Option<Credentials> {
         None,
         "sts-assume-role",
     ))
+}
+
+pub(crate) fn signing_error(why: &str) -> AiError {
+    AiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        "signing_failed",
+        format!("the bedrock request could not be signed: {why}"),
+    )
+}
+
+/// SigV4-signs `req` (host and content type signed) for `service` in `region` at `time`.
+pub fn sign_request(
+    req: &mut reqwest::Request,
+    body: &[u8],
+    creds: &Credentials,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Result<(), AiError> {
+    let identity = creds.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|_| signing_error("invalid signing parameters"))?
+        .into();
+    let url = req.url().clone();
+    let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let headers = [("host", host), ("content-type", content_type.as_str())];
+    let signable = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|_| signing_error("the request URL cannot be signed"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|_| signing_error("signature computation failed"))?
+        .into_parts();
+    for (name, value) in instructions.headers() {
+        let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) else {
+            return Err(signing_error("invalid signature header"));
+        };
+        v.set_sensitive(true);
+        req.headers_mut().insert(n, v);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

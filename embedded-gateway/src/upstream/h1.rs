@@ -490,7 +490,7 @@ pub(super) mod tests {
 
     /// The first complete request at the front of `seen` (head and `Content-Length` body):
     /// its length in bytes and its lowercased head. For test upstreams.
-    pub(in crate::ai) fn first_request(seen: &[u8]) -> Option<(usize, String)> {
+    pub(in crate::upstream) fn first_request(seen: &[u8]) -> Option<(usize, String)> {
         let end = memchr::memmem::find(seen, b"\r\n\r\n")?;
         let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
         let len: usize = head

@@ -1,12 +1,11 @@
-//! Owns gateway-generated responses (Kong's `{"message":…}` JSON bodies with
-//! `X-Kong-Response-Latency`) and the per-request id (`X-Kong-Request-Id`, 32 hex).
+//! Owns the `X-Kong-*` header names every layer shares, latency header values, the per-request
+//! id (`X-Kong-Request-Id`, 32 hex) and the one-walk header remover.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Body;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
 pub const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
@@ -70,23 +69,13 @@ impl RequestId {
     }
 }
 
-/// A Kong-style gateway response: `{"message":"…"}` plus `X-Kong-Response-Latency`.
-pub fn gateway(status: StatusCode, message: &str, started: Instant) -> Response<Body> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    with_latency(r, started)
-}
-
-/// Adds `X-Kong-Response-Latency` to a response the gateway produced itself.
-pub fn with_latency(mut r: Response<Body>, started: Instant) -> Response<Body> {
-    r.headers_mut()
-        .insert(X_KONG_RESPONSE_LATENCY, millis(started.elapsed()));
-    r
+/// Removes the headers `drop` selects. Walks the few headers a request has once, instead of
+/// looking up every name on a fixed list.
+pub fn remove_headers(h: &mut HeaderMap, drop: impl Fn(&HeaderName) -> bool) {
+    let doomed: Vec<HeaderName> = h.keys().filter(|k| drop(k)).cloned().collect();
+    for name in doomed {
+        h.remove(name);
+    }
 }
 
 #[cfg(test)]

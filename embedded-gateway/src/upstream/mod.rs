@@ -13,7 +13,9 @@ use bytes::Bytes;
 use http::HeaderValue;
 use tokio::net::TcpStream;
 
-use super::h1::{self, Conn};
+mod h1;
+
+use h1::Conn;
 
 /// An upstream response; its body is reqwest's so both clients' answers read the same way.
 pub type UpstreamResponse = http::Response<reqwest::Body>;
@@ -266,8 +268,8 @@ async fn connect(addr: &str) -> Result<Conn, SendError> {
 
 #[cfg(test)]
 mod tests {
+    use super::h1::tests::first_request;
     use super::*;
-    use crate::ai::h1::tests::first_request;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
