@@ -2,6 +2,7 @@
 
 mod util;
 
+mod layers;
 mod namespaces;
 mod quickstart;
 mod reconcile;

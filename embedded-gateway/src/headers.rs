@@ -13,6 +13,21 @@ pub const X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-
 pub const X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
 pub const X_KONG_LLM_MODEL: HeaderName = HeaderName::from_static("x-kong-llm-model");
 
+pub const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+pub const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+pub const X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+pub const X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
+pub const X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+
+/// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
+pub static CONSUMER_HEADERS: [HeaderName; 5] = [
+    X_CONSUMER_ID,
+    X_CONSUMER_USERNAME,
+    X_CONSUMER_CUSTOM_ID,
+    X_CREDENTIAL_IDENTIFIER,
+    X_ANONYMOUS_CONSUMER,
+];
+
 /// Header values for 0–999 ms, built once: cloning one is a reference count, not an allocation.
 static SMALL_MILLIS: LazyLock<Vec<HeaderValue>> =
     LazyLock::new(|| (0..1000u64).map(HeaderValue::from).collect());

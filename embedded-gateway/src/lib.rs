@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod ai;
+pub mod body;
+pub mod context;
 pub mod errors;
 pub mod gateway;
 pub mod headers;
@@ -10,6 +12,7 @@ pub mod mock_llm;
 pub mod model;
 pub mod plugins;
 pub mod proxy;
+pub mod schema;
 pub mod server;
 pub mod snapshot;
 pub mod store;

@@ -10,7 +10,7 @@ use aws_sigv4::sign::v4;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::ai::AiError;
-use crate::plugins::ai_proxy::ModelOptions;
+use crate::ai::config::ModelOptions;
 
 /// Requested lifetime of the role session.
 const SESSION_SECONDS: u64 = 3600;

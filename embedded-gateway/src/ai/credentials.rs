@@ -15,7 +15,7 @@ pub enum BearerSource {
 
 impl BearerSource {
     /// The source a target's `auth` asks for: `Some(Err)` says why it cannot be built.
-    pub fn from_auth(auth: &crate::plugins::ai_proxy::Auth) -> Option<Result<Self, String>> {
+    pub fn from_auth(auth: &crate::ai::config::Auth) -> Option<Result<Self, String>> {
         if let Some(g) = vertex::TokenSource::from_auth(auth) {
             return Some(g.map(Self::Gcp));
         }

@@ -4,7 +4,9 @@
 pub mod aws;
 pub mod chat_body;
 pub mod chunks;
+pub mod config;
 pub mod credentials;
+pub mod facts;
 pub mod plugin;
 pub mod providers;
 pub mod sse;

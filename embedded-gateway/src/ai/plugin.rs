@@ -17,17 +17,18 @@ use serde_json::Value;
 use super::AiError;
 use super::chat_body::ChatBody;
 use super::credentials::BearerSource;
+use super::facts::{AiFacts, UsageCell};
 use super::providers::bedrock::Signer;
 use super::providers::{self, FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
 use super::types::ErrorEnvelope;
+use crate::ai::config::{
+    AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
+    Target,
+};
 use crate::headers::{
     X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
     millis, remove_headers,
-};
-use crate::plugins::ai_proxy::{
-    AiProxyAdvancedConfig, LlmFormat, ModelOptions, ParamLocation, Provider, ResponseStreaming,
-    Target,
 };
 use crate::upstream::{PlainEndpoint, UpstreamClient, UpstreamResponse};
 
@@ -66,6 +67,8 @@ struct CompiledTarget {
     allow_override: bool,
     /// Secret strings scrubbed from any provider text passed downstream.
     secrets: Vec<String>,
+    /// `logging.log_statistics`.
+    log_statistics: bool,
 }
 
 impl CompiledTarget {
@@ -185,6 +188,10 @@ pub struct AiRequest<'a> {
     /// The request body as the client sent it (after `hide_credentials`).
     pub body: Bytes,
     pub started: Instant,
+    /// Filled with what the plugin did, for the phases after it.
+    pub facts: &'a mut Option<AiFacts>,
+    /// Some later phase needs the token usage: read it from non-streamed answers too.
+    pub want_usage: bool,
 }
 
 impl AiPlugin {
@@ -262,12 +269,12 @@ impl AiPlugin {
             _ => asked,
         };
         let body_model = body.model().filter(|m| !m.is_empty());
-        let idx = body_model
+        let by_alias = body_model
             .as_deref()
-            .and_then(|m| self.by_alias.get(m))
-            .unwrap_or(&self.all)
-            .pick();
+            .and_then(|m| self.by_alias.get_key_value(m));
+        let idx = by_alias.map_or(&self.all, |(_, s)| s).pick();
         let target = &self.targets[idx];
+        let requested_model = body_model.as_deref().map(str::to_owned);
         let model: std::borrow::Cow<'_, str> = match (&target.model_name, body_model) {
             (Some(n), _) => n.as_str().into(),
             (None, Some(m)) => m,
@@ -280,6 +287,20 @@ impl AiPlugin {
         };
         let include_usage = stream && body.include_usage();
         let kind = target.kind;
+        let usage = std::sync::Arc::new(UsageCell::default());
+        *req.facts = Some(AiFacts {
+            requested_model,
+            alias: by_alias.map(|(a, _)| a.clone()),
+            target: Some(idx),
+            provider: target.provider,
+            model: model.to_string(),
+            stream,
+            upstream_latency: None,
+            usage: usage.clone(),
+            log_statistics: target.log_statistics,
+            input_cost: target.options.input_cost,
+            output_cost: target.options.output_cost,
+        });
         let endpoint = target.endpoint(&model, stream)?;
         let bearer = match &target.tokens {
             Some(t) => Some(t.bearer(req.client.reqwest()).await?),
@@ -307,6 +328,9 @@ impl AiPlugin {
         let proxy_latency = sent.duration_since(req.started);
         let response = self.send(req.client, upstream, kind).await?;
         let upstream_latency = sent.elapsed();
+        if let Some(f) = req.facts.as_mut() {
+            f.upstream_latency = Some(upstream_latency);
+        }
         let status = response.status();
         let upstream_headers = passthrough_headers(response.headers(), target);
         let mut out = if native {
@@ -314,10 +338,11 @@ impl AiPlugin {
         } else if !status.is_success() {
             self.provider_error(target, kind, response).await?
         } else if stream {
-            self.stream_response(kind, &model, include_usage, response)
+            self.stream_response(kind, &model, include_usage, response, usage)
                 .await?
         } else {
-            self.json_response(kind, &model, response).await?
+            let want = req.want_usage.then_some(&*usage);
+            self.json_response(kind, &model, response, want).await?
         };
         let h = out.headers_mut();
         for (k, v) in upstream_headers {
@@ -491,9 +516,15 @@ impl AiPlugin {
         kind: ProviderKind,
         model: &str,
         response: UpstreamResponse,
+        usage: Option<&UsageCell>,
     ) -> Result<Response<Body>, AiError> {
         let body = self.read_body(response, kind, usize::MAX).await?;
         let converted = kind.convert_response(body, model)?;
+        if let Some(cell) = usage
+            && let Some(u) = super::types::usage_of_completion(&converted)
+        {
+            cell.set(u);
+        }
         Ok(json(StatusCode::OK, converted))
     }
 
@@ -585,6 +616,7 @@ impl AiPlugin {
         model: &str,
         include_usage: bool,
         response: UpstreamResponse,
+        usage: std::sync::Arc<UsageCell>,
     ) -> Result<Response<Body>, AiError> {
         let mut decoder = FrameDecoder::for_response(kind, response.headers().get(CONTENT_TYPE));
         let mut upstream = body_stream(response);
@@ -644,6 +676,9 @@ impl AiPlugin {
                 for frame in out.drain(..) {
                     yield Ok(frame);
                 }
+            }
+            if let Some(u) = translator.usage() {
+                usage.set(u);
             }
         };
         let mut r = Response::new(Body::from_stream(body));
@@ -794,6 +829,7 @@ fn compile_target(t: &Target, overrides: &HashMap<String, String>) -> CompiledTa
         auth_param,
         allow_override: a.allow_override,
         secrets,
+        log_statistics: t.logging.log_statistics,
     }
 }
 

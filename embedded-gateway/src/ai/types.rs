@@ -57,6 +57,24 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
+/// The `usage` of an OpenAI `chat.completion` (or chunk) body, when it has one.
+pub fn usage_of_completion(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage
+}
+
+/// The usage in one OpenAI stream chunk's JSON, checked with a substring scan first so that
+/// chunks without usage cost no parse.
+pub fn usage_in_chunk(data: &str) -> Option<Usage> {
+    if !data.contains("\"usage\":{") {
+        return None;
+    }
+    usage_of_completion(data.as_bytes())
+}
+
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
         Self {

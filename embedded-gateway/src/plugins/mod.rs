@@ -1,27 +1,136 @@
-//! Owns the plugins Gantry supports: their config types, their JSON Schemas (the same files
-//! the CLI validates with, committed under `schemas/plugins/`), config normalisation
+//! Owns the plugin registry: the one list of plugins Gantry runs (each a type in
+//! `plugins/<name>.rs` implementing [`api::Plugin`]), their compiled instances behind one enum
+//! (enum dispatch, no `dyn` on the request path), and the by-name facade the store and the CLI
+//! use: JSON Schemas (the committed files under `schemas/plugins/`), config normalisation
 //! (validation plus Kong's defaults) and secret masking by schema field.
 
 pub mod ai_proxy;
+pub mod api;
+pub mod file_log;
 pub mod key_auth;
+pub mod serialize;
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
+use axum::body::Body;
+use http::Response;
 use serde_json::Value;
 
+use crate::context::{Ctx, LogRecord};
+pub use crate::schema::{
+    FieldError, MASK, SECRET_KEYWORD, mask_with_schema, pointer_to_path, schema_error,
+};
 pub use ai_proxy::{AiProxyAdvancedConfig, AiProxyConfig};
+pub use api::{CompileEnv, Env, Flow, Plugin, ProxyOptions};
 pub use key_auth::KeyAuthConfig;
 
-/// Kong's plugin priorities: higher runs first.
-pub const KEY_AUTH_PRIORITY: u32 = 1250;
-pub const AI_PROXY_PRIORITY: u32 = 770;
+/// The registry: `Variant => type`, one line per plugin. Generates [`Instance`] and the
+/// by-name tables from it.
+macro_rules! registry {
+    ($($variant:ident => $ty:ty,)+) => {
+        /// A compiled plugin instance, ready for its phases.
+        #[derive(Debug)]
+        pub enum Instance {
+            $($variant($ty),)+
+        }
 
-/// The plugins this gateway can run, with their Kong priority.
-pub const SUPPORTED: [(&str, u32); 3] = [
-    ("key-auth", KEY_AUTH_PRIORITY),
-    ("ai-proxy-advanced", AI_PROXY_PRIORITY),
-    ("ai-proxy", AI_PROXY_PRIORITY),
-];
+        impl Instance {
+            pub fn name(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$ty as Plugin>::NAME,)+ }
+            }
+
+            pub fn priority(&self) -> u32 {
+                match self { $(Self::$variant(_) => <$ty as Plugin>::PRIORITY,)+ }
+            }
+
+            pub fn reads_body(&self) -> bool {
+                match self { $(Self::$variant(p) => p.reads_body(),)+ }
+            }
+
+            pub fn body_limit(&self) -> u64 {
+                match self { $(Self::$variant(p) => p.body_limit(),)+ }
+            }
+
+            pub async fn access(&self, ctx: &mut Ctx, env: &Env<'_>) -> Flow {
+                match self { $(Self::$variant(p) => p.access(ctx, env).await,)+ }
+            }
+
+            pub fn has_response(&self) -> bool {
+                match self { $(Self::$variant(p) => p.has_response(),)+ }
+            }
+
+            pub fn response(&self, ctx: &Ctx, res: &mut Response<Body>) {
+                match self { $(Self::$variant(p) => p.response(ctx, res),)+ }
+            }
+
+            pub fn has_log(&self) -> bool {
+                match self { $(Self::$variant(p) => p.has_log(),)+ }
+            }
+
+            pub fn log(&self, record: &Arc<LogRecord>) {
+                match self { $(Self::$variant(p) => p.log(record),)+ }
+            }
+
+            /// Compiles a plugin entity's config into an instance.
+            pub fn compile(name: &str, config: &Value, env: &CompileEnv<'_>) -> Result<Self, String> {
+                let config = if config.is_null() { Value::Object(Default::default()) } else { config.clone() };
+                match name {
+                    $(<$ty as Plugin>::NAME => {
+                        let c = serde_json::from_value(config).map_err(|e| config_error(name, &e))?;
+                        <$ty as Plugin>::compile(c, env).map(Self::$variant)
+                    })+
+                    other => Err(format!("plugin '{other}' is not supported by this gateway")),
+                }
+            }
+        }
+
+        /// The plugins this gateway can run, with their Kong priority.
+        pub const SUPPORTED: &[(&str, u32)] = &[$((<$ty as Plugin>::NAME, <$ty as Plugin>::PRIORITY),)+];
+
+        static SCHEMAS: LazyLock<HashMap<&'static str, Compiled>> = LazyLock::new(|| {
+            HashMap::from([$((<$ty as Plugin>::NAME, compile_schema(<$ty as Plugin>::SCHEMA)),)+])
+        });
+
+        /// Generates a plugin's config schema from its Rust type. `schemas/` holds the output; a
+        /// test fails when the committed files drift from the types.
+        pub fn generate_schema(name: &str) -> Option<Value> {
+            match name {
+                $(<$ty as Plugin>::NAME => serde_json::to_value(schemars::schema_for!(<$ty as Plugin>::Config)).ok(),)+
+                _ => None,
+            }
+        }
+
+        /// Deserialises, checks Kong's entity rules and re-serialises (defaults filled).
+        fn typed_normalize(name: &str, config: &Value) -> Result<(Value, Vec<FieldError>), Vec<FieldError>> {
+            let typed = |e: serde_json::Error| vec![FieldError::new("", e.to_string())];
+            match name {
+                $(<$ty as Plugin>::NAME => {
+                    let c: <$ty as Plugin>::Config = serde_json::from_value(config.clone()).map_err(typed)?;
+                    let errs = <$ty as Plugin>::entity_errors(&c);
+                    Ok((serde_json::to_value(c).map_err(typed)?, errs))
+                })+
+                _ => Err(vec![FieldError::new("name", format!("plugin '{name}' not enabled"))]),
+            }
+        }
+    };
+}
+
+registry! {
+    KeyAuth => key_auth::KeyAuth,
+    AiProxyAdvanced => ai_proxy::AiProxyAdvanced,
+    AiProxy => ai_proxy::AiProxy,
+    FileLog => file_log::FileLog,
+}
+
+/// Names the plugin, never the offending value: serde's messages quote values, and a
+/// misplaced value may be a secret.
+fn config_error(plugin: &str, e: &serde_json::Error) -> String {
+    format!(
+        "plugin {plugin} config does not match its schema ({:?} error); check it with the admin API's /schemas/plugins/validate",
+        e.classify()
+    )
+}
 
 /// The protocols a plugin runs on when its entity does not say (Kong's default for the
 /// plugins Gantry supports). The store and the CLI both fill it, so it never shows as drift.
@@ -32,48 +141,12 @@ pub fn default_protocols() -> Vec<String> {
         .collect()
 }
 
-/// The schema keyword that marks a field as secret (masked in CLI output).
-pub const SECRET_KEYWORD: &str = "x-secret";
-
-/// One problem with a field, named by its dotted path inside the validated value
-/// (`targets[0].model.options.anthropic_version`). An empty path means the value itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-/// The committed schema files, embedded so the admin API serves exactly what the CLI uses.
-const KEY_AUTH_SCHEMA: &str = include_str!("../../../schemas/plugins/key-auth.schema.json");
-const AI_PROXY_ADVANCED_SCHEMA: &str =
-    include_str!("../../../schemas/plugins/ai-proxy-advanced.schema.json");
-const AI_PROXY_SCHEMA: &str = include_str!("../../../schemas/plugins/ai-proxy.schema.json");
-
 struct Compiled {
     schema: Value,
     validator: jsonschema::Validator,
 }
 
-fn compile(text: &str) -> Compiled {
+fn compile_schema(text: &str) -> Compiled {
     // The embedded files are generated by `generate_schema` and drift-checked by a test, so a
     // failure here is a build defect, not user input.
     let schema: Value = serde_json::from_str(text).unwrap_or(Value::Null);
@@ -82,45 +155,25 @@ fn compile(text: &str) -> Compiled {
     Compiled { schema, validator }
 }
 
-static KEY_AUTH: LazyLock<Compiled> = LazyLock::new(|| compile(KEY_AUTH_SCHEMA));
-static AI_PROXY_ADVANCED: LazyLock<Compiled> = LazyLock::new(|| compile(AI_PROXY_ADVANCED_SCHEMA));
-static AI_PROXY: LazyLock<Compiled> = LazyLock::new(|| compile(AI_PROXY_SCHEMA));
-
-fn compiled(name: &str) -> Option<&'static Compiled> {
-    match name {
-        "key-auth" => Some(&KEY_AUTH),
-        "ai-proxy-advanced" => Some(&AI_PROXY_ADVANCED),
-        "ai-proxy" => Some(&AI_PROXY),
-        _ => None,
-    }
+/// The priority of a plugin by name (Kong's order: higher runs first).
+pub fn priority(name: &str) -> Option<u32> {
+    SUPPORTED.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
 }
 
 /// True when Gantry knows the plugin.
 pub fn is_supported(name: &str) -> bool {
-    compiled(name).is_some()
+    SCHEMAS.contains_key(name)
 }
 
 /// The JSON Schema of a plugin's `config`, as committed in `schemas/plugins/{name}.schema.json`.
 pub fn json_schema(name: &str) -> Option<&'static Value> {
-    compiled(name).map(|c| &c.schema)
-}
-
-/// Generates a plugin's config schema from its Rust type. `schemas/` holds the output; a test
-/// fails when the committed files drift from the types.
-pub fn generate_schema(name: &str) -> Option<Value> {
-    let schema = match name {
-        "key-auth" => schemars::schema_for!(KeyAuthConfig),
-        "ai-proxy-advanced" => schemars::schema_for!(AiProxyAdvancedConfig),
-        "ai-proxy" => schemars::schema_for!(AiProxyConfig),
-        _ => return None,
-    };
-    serde_json::to_value(schema).ok()
+    SCHEMAS.get(name).map(|c| &c.schema)
 }
 
 /// Validates a plugin config against its schema and Kong's entity rules, and returns it with
 /// Kong's defaults filled in. Every problem is returned, each with its field path.
 pub fn normalize_config(name: &str, config: &Value) -> Result<Value, Vec<FieldError>> {
-    let Some(c) = compiled(name) else {
+    let Some(c) = SCHEMAS.get(name) else {
         return Err(vec![FieldError::new(
             "name",
             format!("plugin '{name}' not enabled; add it to the 'plugins' configuration property"),
@@ -136,23 +189,7 @@ pub fn normalize_config(name: &str, config: &Value) -> Result<Value, Vec<FieldEr
     if !errors.is_empty() {
         return Err(errors);
     }
-    let typed = |e: serde_json::Error| vec![FieldError::new("", e.to_string())];
-    let (normalized, rule_errors) = match name {
-        "key-auth" => {
-            let c: KeyAuthConfig = serde_json::from_value(config.clone()).map_err(typed)?;
-            (serde_json::to_value(c).map_err(typed)?, Vec::new())
-        }
-        "ai-proxy-advanced" => {
-            let c: AiProxyAdvancedConfig = serde_json::from_value(config.clone()).map_err(typed)?;
-            let errs = c.entity_errors(false);
-            (serde_json::to_value(c).map_err(typed)?, errs)
-        }
-        _ => {
-            let c: AiProxyConfig = serde_json::from_value(config.clone()).map_err(typed)?;
-            let errs = AiProxyAdvancedConfig::from(c.clone()).entity_errors(true);
-            (serde_json::to_value(c).map_err(typed)?, errs)
-        }
-    };
+    let (normalized, rule_errors) = typed_normalize(name, config)?;
     if rule_errors.is_empty() {
         Ok(normalized)
     } else {
@@ -160,153 +197,10 @@ pub fn normalize_config(name: &str, config: &Value) -> Result<Value, Vec<FieldEr
     }
 }
 
-/// Turns one JSON Schema error into field errors with Kong's wording where Kong has one.
-/// Shared by plugin configs and the store's entity validation.
-pub fn schema_error(e: &jsonschema::ValidationError<'_>) -> Vec<FieldError> {
-    use jsonschema::error::ValidationErrorKind as K;
-    let base = pointer_to_path(e.instance_path().as_str());
-    let join = |field: &str| {
-        if base.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{base}.{field}")
-        }
-    };
-    match e.kind() {
-        K::AdditionalProperties { unexpected } => unexpected
-            .iter()
-            .map(|f| FieldError::new(join(f), "unknown field"))
-            .collect(),
-        K::Required { property } => {
-            let field = property.as_str().unwrap_or_default();
-            vec![FieldError::new(join(field), "required field missing")]
-        }
-        K::Type { kind } => vec![FieldError::new(
-            base,
-            format!("expected {}", type_name(kind)),
-        )],
-        K::Maximum { limit } => vec![FieldError::new(
-            base,
-            format!("value should be at most {limit}"),
-        )],
-        K::Minimum { limit } => vec![FieldError::new(
-            base,
-            format!("value should be at least {limit}"),
-        )],
-        K::Enum { options } => {
-            let list = options
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|v| {
-                            v.as_str()
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| v.to_string())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            vec![FieldError::new(base, format!("expected one of: {list}"))]
-        }
-        _ => vec![FieldError::new(base, e.to_string())],
-    }
-}
-
-fn type_name(kind: &jsonschema::error::TypeKind) -> String {
-    use jsonschema::error::TypeKind;
-    let one = |t: &jsonschema::JsonType| match t.to_string().as_str() {
-        "integer" => "an integer".to_owned(),
-        "array" => "an array".to_owned(),
-        "object" => "a record".to_owned(),
-        other => format!("a {other}"),
-    };
-    match kind {
-        TypeKind::Single(t) => one(t),
-        // `["string", "null"]` is an optional string: Kong says "expected a string".
-        TypeKind::Multiple(ts) => ts
-            .iter()
-            .filter(|t| t.to_string() != "null")
-            .map(|t| one(&t))
-            .collect::<Vec<_>>()
-            .join(" or "),
-    }
-}
-
-/// `/targets/0/model` → `targets[0].model`.
-pub fn pointer_to_path(pointer: &str) -> String {
-    let mut out = String::new();
-    for seg in pointer.split('/').skip(1) {
-        let seg = seg.replace("~1", "/").replace("~0", "~");
-        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push('[');
-            out.push_str(&seg);
-            out.push(']');
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&seg);
-        }
-    }
-    out
-}
-
-/// The text secrets are replaced with in CLI output.
-pub const MASK: &str = "[masked]";
-
 /// Replaces every value whose schema field is marked `x-secret` with `[masked]`.
 /// Masking follows the schema, never the text, so it cannot over- or under-mask (decK #2140).
 pub fn mask_secrets(name: &str, config: &mut Value) {
     if let Some(schema) = json_schema(name) {
         mask_with_schema(schema, schema, config);
-    }
-}
-
-/// Walks `value` alongside `node` (a schema node inside `root`), masking secret fields.
-pub fn mask_with_schema(root: &Value, node: &Value, value: &mut Value) {
-    let node = resolve(root, node);
-    if node.get(SECRET_KEYWORD).and_then(Value::as_bool) == Some(true) {
-        if !value.is_null() {
-            *value = Value::String(MASK.to_owned());
-        }
-        return;
-    }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(Value::Array(alts)) = node.get(key) {
-            for alt in alts {
-                mask_with_schema(root, alt, value);
-            }
-        }
-    }
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::Object(props)) = node.get("properties") {
-                for (k, v) in map.iter_mut() {
-                    if let Some(sub) = props.get(k) {
-                        mask_with_schema(root, sub, v);
-                    }
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = node.get("items") {
-                for v in items {
-                    mask_with_schema(root, sub, v);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str) {
-        Some(r) => r
-            .strip_prefix('#')
-            .and_then(|p| root.pointer(p))
-            .map(|n| resolve(root, n))
-            .unwrap_or(node),
-        None => node,
     }
 }

@@ -1,17 +1,17 @@
 //! Owns the proxy: compiles a [`ConfigSnapshot`] into route tables, swaps them in atomically,
-//! and runs each request through route matching and the plugin chain (key-auth 1250, then
-//! ai-proxy-advanced 770), or proxies it to the route's service.
+//! and runs each request through route matching and the route's plugin chain, phase by phase
+//! (`access` in priority order until one answers; `response`; `log` once the response ended),
+//! proxying it to the route's service when no plugin answered.
 
-mod body;
+mod chain;
 mod compile;
-pub mod key_auth;
+mod log;
 mod plain;
 pub mod router;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
@@ -19,22 +19,15 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::ai::AiError;
-use crate::ai::plugin::AiRequest;
+use crate::body::{BodyError, RequestBody};
+use crate::context::{Ctx, Payload};
 use crate::errors as response;
-use crate::headers::{RequestId, X_KONG_REQUEST_ID, remove_headers};
+use crate::headers::{CONSUMER_HEADERS, RequestId, X_KONG_REQUEST_ID, remove_headers};
+pub use crate::plugins::ProxyOptions;
+use crate::plugins::{Env, Flow};
 use crate::snapshot::ConfigSnapshot;
 use crate::upstream::UpstreamClient;
-use body::{BodyError, RequestBody};
 use compile::Compiled;
-use key_auth::{Authenticated, Rejection};
-
-/// Settings that do not come from the store.
-#[derive(Debug, Clone, Default)]
-pub struct ProxyOptions {
-    /// Provider name → base URL that replaces the provider's default endpoint
-    /// (`serve --upstream-override openai=http://127.0.0.1:9090`).
-    pub upstream_overrides: HashMap<String, String>,
-}
 
 /// The proxy. Cheap to clone; all clones share the current route table and one pooled
 /// upstream HTTP client.
@@ -44,21 +37,6 @@ pub struct Proxy {
     options: Arc<ProxyOptions>,
     client: UpstreamClient,
 }
-
-const X_CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
-const X_CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
-const X_CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
-const X_CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
-const X_ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
-
-/// Headers that describe the consumer to the upstream; client-sent copies are always cleared.
-static CONSUMER_HEADERS: [HeaderName; 5] = [
-    X_CONSUMER_ID,
-    X_CONSUMER_USERNAME,
-    X_CONSUMER_CUSTOM_ID,
-    X_CREDENTIAL_IDENTIFIER,
-    X_ANONYMOUS_CONSUMER,
-];
 
 /// Hop-by-hop and framing headers never forwarded upstream.
 static HOP_HEADERS: [HeaderName; 9] = [
@@ -140,7 +118,8 @@ impl Proxy {
             );
         };
         let route = &table.routes[m.route];
-        if let Some(reason) = &route.invalid {
+        let chain = &route.chain;
+        if let Some(reason) = &chain.invalid {
             tracing::error!(route = %route.id, %reason, "route has an invalid plugin configuration");
             return response::gateway(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,84 +128,106 @@ impl Proxy {
             );
         }
         remove_headers(&mut parts.headers, |k| CONSUMER_HEADERS.contains(k));
-        let needs_body = route.ai.is_some()
-            || !route.consumer_ai.is_empty()
-            || route.key_auth.as_ref().is_some_and(|k| k.reads_body());
-        let mut payload = if needs_body {
-            let limit = route.ai.as_ref().map_or(0, |a| a.max_body());
-            match read_body(&parts.headers, incoming, limit, started).await {
+        let request_headers = chain.has_log.then(|| parts.headers.clone());
+        let body = if chain.reads_body {
+            match read_body(&parts.headers, incoming, chain.body_limit, started).await {
                 Ok(b) => Payload::Buffered(b),
                 Err(res) => return res,
             }
         } else {
             Payload::Streaming(incoming)
         };
-        let mut query = parts.uri.query().map(str::to_owned);
-        let mut who: Option<Authenticated> = None;
-        if let Some(ka) = &route.key_auth
-            && ka.applies_to(&parts.method)
-        {
-            let mut scratch = RequestBody::new(bytes::Bytes::new());
-            let b = match &mut payload {
-                Payload::Buffered(b) => b,
-                Payload::Streaming(_) => &mut scratch,
-            };
-            match ka.run(&table.keys, &mut parts.headers, &mut query, b) {
-                Ok(a) => who = Some(a),
-                Err(r) => return reject(&r, ka.www_authenticate.clone(), started),
-            }
-        }
-        if let Some(a) = &who {
-            set_consumer_headers(&mut parts.headers, a);
-        }
+        let request_size = match &body {
+            Payload::Buffered(b) => Some(b.len()),
+            _ => None,
+        };
         let client_host = parts.headers.get(http::header::HOST).cloned();
         strip_hop_headers(&mut parts.headers);
         parts.headers.insert(X_KONG_REQUEST_ID, id.clone());
-        let ai = who
-            .as_ref()
-            .and_then(|a| route.consumer_ai.get(&a.consumer.id))
-            .or(route.ai.as_ref());
-        if let Some(ai) = ai {
-            let Payload::Buffered(body) = payload else {
-                return response::with_latency(AiError::bad_json().response(), started);
-            };
-            let req = AiRequest {
-                client: &self.client,
-                headers: parts.headers,
-                body: body.into_bytes(),
-                started,
-            };
-            // Boxed: the plugin's future is large, and hyper moves the handler's future.
-            return Box::pin(ai.run(req)).await;
+        let mut ctx = Ctx {
+            started,
+            started_at: SystemTime::now(),
+            request_id: id.clone(),
+            remote,
+            query: parts.uri.query().map(str::to_owned),
+            parts,
+            body,
+            client_host,
+            route: route.names.clone(),
+            auth: None,
+            ai: None,
+            logging: chain.has_log,
+            request_headers,
+            request_size,
+            credential_headers: Vec::new(),
+        };
+        let env = Env {
+            client: &self.client,
+        };
+        let mut answer = None;
+        for slot in &chain.slots {
+            if let Some(p) = slot.pick(ctx.consumer_id())
+                && let Flow::Respond(r) = p.access(&mut ctx, &env).await
+            {
+                answer = Some(r);
+                break;
+            }
         }
-        let upstream_body = match payload {
+        let mut res = match answer {
+            Some(r) => r,
+            None => Box::pin(self.forward(route, &m, &mut ctx)).await,
+        };
+        if chain.has_response {
+            for slot in &chain.slots {
+                if let Some(p) = slot.pick(ctx.consumer_id())
+                    && p.has_response()
+                {
+                    p.response(&ctx, &mut res);
+                }
+            }
+        }
+        if chain.has_log {
+            let loggers: Vec<_> = chain
+                .slots
+                .iter()
+                .filter_map(|s| s.pick(ctx.consumer_id()))
+                .filter(|p| p.has_log())
+                .cloned()
+                .collect();
+            res = log::on_end(res, ctx, loggers);
+        }
+        res
+    }
+
+    /// No plugin answered: the request goes to the route's service.
+    async fn forward(
+        &self,
+        route: &compile::CompiledRoute,
+        m: &router::RouteMatch,
+        ctx: &mut Ctx,
+    ) -> Response<Body> {
+        let upstream_body = match std::mem::replace(&mut ctx.body, Payload::Taken) {
             Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
             Payload::Streaming(inc) => {
                 reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc))
             }
+            Payload::Taken => reqwest::Body::from(bytes::Bytes::new()),
+        };
+        let head = plain::Head {
+            method: ctx.parts.method.clone(),
+            uri: &ctx.parts.uri,
+            headers: std::mem::take(&mut ctx.parts.headers),
         };
         let fwd = plain::Forward {
             route,
-            matched: &m,
-            query: query.as_deref(),
-            client_host,
-            remote,
-            started,
+            matched: m,
+            query: ctx.query.as_deref(),
+            client_host: ctx.client_host.clone(),
+            remote: ctx.remote,
+            started: ctx.started,
         };
-        Box::pin(plain::forward(
-            self.client.reqwest(),
-            fwd,
-            parts,
-            upstream_body,
-        ))
-        .await
+        plain::forward(self.client.reqwest(), fwd, head, upstream_body).await
     }
-}
-
-/// The request body: buffered when a plugin needs to read it, else streamed through.
-enum Payload {
-    Buffered(RequestBody),
-    Streaming(Incoming),
 }
 
 /// Reads the body under `limit` (0 = unlimited): 413 in the OpenAI envelope when over it.
@@ -252,36 +253,6 @@ async fn read_body(
                 started,
             ),
         })
-}
-
-fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
-    if matches!(r, Rejection::AnonymousMissing(_)) {
-        tracing::error!(message = %r.message(), "key-auth misconfiguration");
-        return response::gateway(StatusCode::INTERNAL_SERVER_ERROR, &r.message(), started);
-    }
-    let mut res = response::gateway(StatusCode::UNAUTHORIZED, &r.message(), started);
-    res.headers_mut()
-        .insert(http::header::WWW_AUTHENTICATE, www);
-    res
-}
-
-fn set_consumer_headers(h: &mut HeaderMap, a: &Authenticated) {
-    let c = &a.consumer;
-    if let Some(v) = &c.id_header {
-        h.insert(X_CONSUMER_ID, v.clone());
-    }
-    if let Some(v) = &c.username {
-        h.insert(X_CONSUMER_USERNAME, v.clone());
-    }
-    if let Some(v) = &c.custom_id {
-        h.insert(X_CONSUMER_CUSTOM_ID, v.clone());
-    }
-    if let Some(v) = &a.credential_id {
-        h.insert(X_CREDENTIAL_IDENTIFIER, v.clone());
-    }
-    if a.anonymous {
-        h.insert(X_ANONYMOUS_CONSUMER, HeaderValue::from_static("true"));
-    }
 }
 
 fn strip_hop_headers(h: &mut HeaderMap) {

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use axum::body::Body;
 use futures_util::TryStreamExt;
-use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::compile::CompiledRoute;
@@ -25,10 +24,17 @@ pub struct Forward<'a> {
     pub started: Instant,
 }
 
+/// The request head as it goes upstream.
+pub struct Head<'a> {
+    pub method: http::Method,
+    pub uri: &'a http::Uri,
+    pub headers: http::HeaderMap,
+}
+
 pub async fn forward(
     client: &reqwest::Client,
     f: Forward<'_>,
-    parts: Parts,
+    parts: Head<'_>,
     body: reqwest::Body,
 ) -> Response<Body> {
     let Forward {

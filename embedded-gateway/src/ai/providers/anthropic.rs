@@ -9,12 +9,12 @@ use serde_json::{Map, Value, json};
 use super::common::tuning;
 use crate::ai::AiError;
 use crate::ai::chunks::new_id;
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::{
     ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, DeltaFunction, DeltaToolCall,
     ErrorEnvelope, FunctionCall, ResponseMessage, ToolCall, Usage, unix_now,
 };
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const DEFAULT_BASE: &str = "https://api.anthropic.com:443";
 pub const CHAT_PATH: &str = "/v1/messages";
@@ -358,6 +358,12 @@ pub struct StreamState {
 }
 
 impl StreamState {
+    /// The tokens counted so far (Anthropic reports input at start, output at the end).
+    pub fn usage(&self) -> Option<crate::ai::types::Usage> {
+        (self.prompt_tokens + self.completion_tokens > 0)
+            .then(|| crate::ai::types::Usage::new(self.prompt_tokens, self.completion_tokens))
+    }
+
     pub fn new(model: &str, include_usage: bool) -> Self {
         Self {
             id: new_id("chatcmpl-"),

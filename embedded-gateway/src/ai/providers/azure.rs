@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::common::error_type_for;
 use crate::ai::AiError;
+use crate::ai::config::{Auth, ModelOptions};
 use crate::ai::types::ErrorEnvelope;
-use crate::plugins::ai_proxy::{Auth, ModelOptions};
 
 /// Kong's default `azure_api_version`.
 pub const DEFAULT_API_VERSION: &str = "2023-05-15";

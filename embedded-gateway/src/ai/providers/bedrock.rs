@@ -21,9 +21,9 @@ use super::kind::ProviderKind;
 use crate::ai::AiError;
 use crate::ai::aws::{AssumeRole, sign_request, signing_error};
 use crate::ai::chunks::{Chunks, Completion};
+use crate::ai::config::{Auth, ModelOptions};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
-use crate::plugins::ai_proxy::{Auth, ModelOptions};
 
 const KIND: ProviderKind = ProviderKind::Bedrock;
 

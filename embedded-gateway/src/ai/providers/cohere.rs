@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use super::common::{Tuning, bad_upstream, encode, error_type_for, messages, text_of, tuning};
 use crate::ai::AiError;
 use crate::ai::chunks::{Chunks, Completion};
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const DEFAULT_BASE: &str = "https://api.cohere.com:443";
 pub const CHAT_PATH: &str = "/v2/chat";

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::kind::ProviderKind;
 use crate::ai::AiError;
-use crate::plugins::ai_proxy::ModelOptions;
+use crate::ai::config::ModelOptions;
 
 /// The OpenAI error `type` that matches an HTTP status.
 pub fn error_type_for(status: StatusCode) -> &'static str {

@@ -14,9 +14,9 @@ use super::common::{
 };
 use crate::ai::AiError;
 use crate::ai::chunks::{Chunks, Completion, new_id};
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
 const AI_STUDIO_PREFIX: &str = "/v1beta/models";
@@ -559,9 +559,9 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::config::GeminiOptions;
     use crate::ai::providers::test_support::{object, parse};
     use crate::ai::sse::SseDecoder;
-    use crate::plugins::ai_proxy::GeminiOptions;
 
     #[test]
     fn request_matches_kongs_expected_gemini_request() {

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::common::{bad_upstream, error_type_for};
 use crate::ai::AiError;
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::ErrorEnvelope;
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const DEFAULT_BASE: &str = "https://router.huggingface.co";
 
@@ -79,6 +79,8 @@ pub fn convert_response(body: Bytes) -> Result<Bytes, AiError> {
 #[derive(Debug, Default)]
 pub struct StreamState {
     pub done: bool,
+    /// The usage chunk's figures, when the provider sent one.
+    pub usage: Option<crate::ai::types::Usage>,
 }
 
 impl StreamState {
@@ -90,6 +92,9 @@ impl StreamState {
             out.push(Bytes::from_static(DONE));
             self.done = true;
             return;
+        }
+        if let Some(u) = crate::ai::types::usage_in_chunk(&ev.data) {
+            self.usage = Some(u);
         }
         let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else {
             out.push(encode_data(ev.data.as_bytes()));
@@ -128,7 +133,7 @@ pub fn map_error(body: &[u8], status: StatusCode) -> Option<ErrorEnvelope> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::ai_proxy::HuggingfaceOptions;
+    use crate::ai::config::HuggingfaceOptions;
 
     #[test]
     fn tgi_finish_reasons_become_openai_values_in_bodies_and_streams() {

@@ -1,7 +1,7 @@
 //! Owns the list of providers this build translates for ([`ProviderKind`]), their names, and
 //! the wire format each speaks ([`Wire`]). Dispatch to the provider files lives in `mod.rs`.
 
-use crate::plugins::ai_proxy::{Llama2Format, MistralFormat, ModelOptions, Provider};
+use crate::ai::config::{Llama2Format, MistralFormat, ModelOptions, Provider};
 
 /// The providers this build translates for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use super::common::{Tuning, bad_upstream, encode, is_system, messages, text_of, 
 use super::kind::ProviderKind;
 use crate::ai::AiError;
 use crate::ai::chunks::{Chunks, Completion};
+use crate::ai::config::{Llama2Format, ModelOptions};
 use crate::ai::sse::SseEvent;
 use crate::ai::types::Usage;
-use crate::plugins::ai_proxy::{Llama2Format, ModelOptions};
 
 pub const GENERATE_PATH: &str = "/generate";
 

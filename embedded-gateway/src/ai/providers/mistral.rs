@@ -37,7 +37,7 @@ mod tests {
     use serde_json::Value;
 
     use super::super::ProviderKind;
-    use crate::plugins::ai_proxy::{MistralFormat, ModelOptions, Provider};
+    use crate::ai::config::{MistralFormat, ModelOptions, Provider};
 
     fn fixture(text: &str) -> Value {
         serde_json::from_str(text).unwrap()

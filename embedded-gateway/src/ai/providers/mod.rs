@@ -27,7 +27,7 @@ use super::chat_body::ChatBody;
 use super::chunks::Chunks;
 use super::sse::SseDecoder;
 use super::types::ErrorEnvelope;
-use crate::plugins::ai_proxy::{Llama2Format, ModelOptions};
+use crate::ai::config::{Llama2Format, ModelOptions};
 use common::encode;
 
 pub use common::error_type_for;
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn every_configured_provider_has_a_translator_and_a_name() {
-        use crate::plugins::ai_proxy::Provider::*;
+        use crate::ai::config::Provider::*;
         for p in [
             Openai,
             Azure,

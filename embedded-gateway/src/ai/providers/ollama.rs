@@ -13,9 +13,9 @@ use super::common::{
 use super::kind::ProviderKind;
 use crate::ai::AiError;
 use crate::ai::chunks::{Chunks, Completion, new_id};
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::SseEvent;
 use crate::ai::types::{ErrorEnvelope, FunctionCall, ToolCall, Usage};
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const CHAT_PATH: &str = "/api/chat";
 
@@ -260,8 +260,8 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::config::{Llama2Format, Provider};
     use crate::ai::providers::test_support::{object, parse};
-    use crate::plugins::ai_proxy::{Llama2Format, Provider};
 
     fn kind() -> ProviderKind {
         ProviderKind::Ollama

@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 use super::common::fill_option_defaults;
 use crate::ai::AiError;
 use crate::ai::chat_body::{ChatBody, Field};
+use crate::ai::config::ModelOptions;
 use crate::ai::sse::{DONE, SseEvent, encode_data};
 use crate::ai::types::ErrorEnvelope;
-use crate::plugins::ai_proxy::ModelOptions;
 
 pub const DEFAULT_BASE: &str = "https://api.openai.com:443";
 pub const CHAT_PATH: &str = "/v1/chat/completions";
@@ -98,6 +98,8 @@ pub fn map_error(body: &[u8]) -> Option<ErrorEnvelope> {
 #[derive(Debug, Default)]
 pub struct StreamState {
     pub done: bool,
+    /// The usage chunk's figures, when the provider sent one.
+    pub usage: Option<crate::ai::types::Usage>,
 }
 
 impl StreamState {
@@ -109,6 +111,9 @@ impl StreamState {
             out.push(Bytes::from_static(DONE));
             self.done = true;
         } else {
+            if let Some(u) = crate::ai::types::usage_in_chunk(&ev.data) {
+                self.usage = Some(u);
+            }
             out.push(encode_data(ev.data.as_bytes()));
             if ev.data.starts_with("{\"error\"") {
                 self.done = true;

@@ -6,7 +6,9 @@ use bytes::Bytes;
 
 use super::kind::{ProviderKind, Wire};
 use super::{anthropic, bedrock, cohere, gemini, huggingface, llama2, ollama, openai};
+use crate::ai::chunks::Chunks;
 use crate::ai::sse::{SseDecoder, SseEvent};
+use crate::ai::types::Usage;
 
 /// Splits a provider's byte stream into events: SSE, AWS event-stream, JSON lines or a
 /// streamed JSON array. Each event arrives as an [`SseEvent`] (`event` = the event type where
@@ -87,6 +89,27 @@ impl StreamTranslator {
             Self::Cohere(s) => s.on_event(ev, out),
             Self::Ollama(s) => s.on_event(ev, out),
             Self::Tgi(s) => s.on_event(ev, out),
+        }
+    }
+
+    /// The token usage the provider reported, once it did.
+    pub fn usage(&self) -> Option<Usage> {
+        let from_chunks = |c: &Chunks| {
+            let u = c.usage;
+            (u.prompt_tokens + u.completion_tokens + u.total_tokens > 0).then(|| Usage {
+                total_tokens: u.total_tokens.max(u.prompt_tokens + u.completion_tokens),
+                ..u
+            })
+        };
+        match self {
+            Self::OpenAi(s) => s.usage,
+            Self::Normalized(s) => s.usage,
+            Self::Anthropic(s) => s.usage(),
+            Self::Gemini(s) => from_chunks(&s.chunks),
+            Self::Bedrock(s) => from_chunks(&s.chunks),
+            Self::Cohere(s) => from_chunks(&s.chunks),
+            Self::Ollama(s) => from_chunks(&s.chunks),
+            Self::Tgi(s) => from_chunks(&s.chunks),
         }
     }
 

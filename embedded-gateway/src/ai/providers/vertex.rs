@@ -14,7 +14,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 use crate::ai::AiError;
-use crate::plugins::ai_proxy::Auth;
+use crate::ai::config::Auth;
 
 /// The scope Vertex AI accepts.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";

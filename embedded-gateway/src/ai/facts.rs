@@ -1,0 +1,48 @@
+//! Owns what the AI plugin reports about one request for the phases after it: the alias and
+//! target chosen, provider and model, upstream latency, and token usage (filled at the end of
+//! a stream, after the response head left, so it is shared with the response body).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::types::Usage;
+
+/// Token usage reported by the provider. Streams fill it when their last event arrives, after
+/// the response head left, so it is shared with the response body.
+#[derive(Debug, Default)]
+pub struct UsageCell(Mutex<Option<Usage>>);
+
+impl UsageCell {
+    pub fn set(&self, u: Usage) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(u);
+        }
+    }
+
+    pub fn get(&self) -> Option<Usage> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+}
+
+/// What the AI plugin did with the request.
+#[derive(Debug, Clone, Default)]
+pub struct AiFacts {
+    /// The `model` the client asked for (an alias when one matched).
+    pub requested_model: Option<String>,
+    /// The alias that selected the target, when one matched.
+    pub alias: Option<String>,
+    /// Index of the target that answered, in the plugin's `targets`.
+    pub target: Option<usize>,
+    pub provider: &'static str,
+    /// The upstream model name sent to the provider.
+    pub model: String,
+    pub stream: bool,
+    /// Time from sending the upstream request to its response head.
+    pub upstream_latency: Option<Duration>,
+    pub usage: Arc<UsageCell>,
+    /// The target's `logging.log_statistics`: the log entry carries `ai.proxy`.
+    pub log_statistics: bool,
+    /// The target's `model.options.input_cost` / `output_cost` (per million tokens).
+    pub input_cost: Option<f64>,
+    pub output_cost: Option<f64>,
+}

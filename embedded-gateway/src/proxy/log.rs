@@ -1,0 +1,101 @@
+//! Owns the `log` phase's trigger: the response body is wrapped so that, when its last byte
+//! has gone out (or the client went away), the closed request context becomes a
+//! [`LogRecord`] handed to each logging plugin. Plugins only enqueue; nothing here waits.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::Response;
+use http_body::{Frame, SizeHint};
+
+use crate::context::{Ctx, LogRecord};
+use crate::plugins::Instance;
+
+/// Wraps `res` so that `loggers` run once its body ends.
+pub fn on_end(res: Response<Body>, ctx: Ctx, loggers: Vec<Arc<Instance>>) -> Response<Body> {
+    let (parts, body) = res.into_parts();
+    let pending = Pending {
+        ctx: Some(ctx),
+        status: parts.status,
+        headers: parts.headers.clone(),
+        loggers,
+    };
+    let body = LoggedBody {
+        inner: body,
+        sent: 0,
+        pending,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+struct Pending {
+    ctx: Option<Ctx>,
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    loggers: Vec<Arc<Instance>>,
+}
+
+impl Pending {
+    fn fire(&mut self, sent: u64) {
+        let Some(ctx) = self.ctx.take() else {
+            return;
+        };
+        let record = Arc::new(LogRecord {
+            total: ctx.started.elapsed(),
+            ctx,
+            status: self.status,
+            response_headers: std::mem::take(&mut self.headers),
+            response_size: sent,
+        });
+        for l in &self.loggers {
+            l.log(&record);
+        }
+    }
+}
+
+struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    pending: Pending,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.sent += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.pending.fire(this.sent),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // The client went away before the end, or the body was never polled to its end.
+        self.pending.fire(self.sent);
+    }
+}
