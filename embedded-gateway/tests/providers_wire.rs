@@ -136,9 +136,18 @@ async fn a_gemini_query_key_is_sent_but_never_shown_to_the_client() {
         "{query}"
     );
     // An unreachable provider: the error names the provider, never the URL with the key.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = closed.local_addr().unwrap();
-    drop(closed);
+    // A socket bound but never listening: connects are refused, and the port stays ours (a
+    // freed port could be taken by a parallel test's server).
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    closed
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let dead = closed.local_addr().unwrap().as_socket().unwrap();
     let s = start_with(move |_| {
         json!({"targets": [{"route_type": "llm/v1/chat", "auth": param_auth.clone(),
             "model": {"provider": "gemini", "name": "gemini-2.0-flash",
