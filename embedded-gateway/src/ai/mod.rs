@@ -2,6 +2,7 @@
 //! translators, and the compiled `ai-proxy-advanced` plugin that runs a request upstream.
 
 pub mod aws;
+mod balancer;
 pub mod chat_body;
 pub mod chunks;
 pub mod config;
@@ -9,7 +10,9 @@ pub mod credentials;
 pub mod facts;
 pub mod plugin;
 pub mod providers;
+mod respond;
 pub mod sse;
+mod targets;
 pub mod types;
 
 use axum::body::Body;
