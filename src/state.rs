@@ -121,33 +121,6 @@ pub fn plugin_key(
     )
 }
 
-/// Splits a service `url` into protocol, host, port (the scheme's default when absent) and path
-/// (absent when the URL has none).
-pub fn split_url(raw: &str) -> Result<(String, String, u16, Option<String>), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| "invalid url: missing host".to_owned())?;
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| format!("invalid url: no port for scheme '{}'", url.scheme()))?;
-    let after_authority = raw.split_once("://").map_or("", |(_, rest)| rest);
-    let has_path = after_authority.contains('/');
-    let mut path = url.path().to_owned();
-    if let Some(q) = url.query() {
-        path = format!("{path}?{q}");
-    }
-    Ok((
-        url.scheme().to_owned(),
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port,
-        has_path.then_some(path),
-    ))
-}
-
 // ----- document → snapshot -----------------------------------------------------------------
 
 /// Flattens a loaded document into the gateway's entity set at revision 0.
@@ -333,7 +306,7 @@ fn build_service(s: &Service, id: &str, tags: Vec<String>, d: &EntityDefaults) -
         .expect("a service with only a host deserialises");
     let d = &d.service;
     let (protocol, host, port, path) = match &s.url {
-        Some(url) => match split_url(url) {
+        Some(url) => match document::split_url(url) {
             Ok((pr, h, po, pa)) => (Some(pr), Some(h), Some(po), pa),
             Err(_) => (None, None, None, None),
         },
@@ -713,28 +686,6 @@ fn plugin_doc(p: &model::Plugin, id: Option<String>) -> Plugin {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_split_into_kong_fields() {
-        assert_eq!(
-            split_url("http://localhost:32000").unwrap(),
-            ("http".into(), "localhost".into(), 32000, None)
-        );
-        assert_eq!(
-            split_url("https://api.example.com/v1/chat").unwrap(),
-            (
-                "https".into(),
-                "api.example.com".into(),
-                443,
-                Some("/v1/chat".into())
-            )
-        );
-        assert!(
-            split_url("not a url")
-                .unwrap_err()
-                .starts_with("invalid url")
-        );
-    }
 
     #[test]
     fn ids_are_deterministic_and_kind_scoped() {

@@ -10,7 +10,6 @@ use super::document::{Consumer, Document, FORMAT_VERSION, Plugin, Reference, Rou
 use super::load::Parsed;
 use super::position::{index, join};
 use super::{Diagnostic, Source};
-use crate::state;
 
 /// Service protocols Kong accepts.
 const PROTOCOLS: [&str; 10] = [
@@ -541,7 +540,7 @@ fn service(src: &Source, sp: &str, s: &Service, out: &mut Vec<Diagnostic>) {
                     out.push(src.diag(&join(sp, field), "cannot be combined with 'url'"));
                 }
             }
-            if let Err(e) = state::split_url(url) {
+            if let Err(e) = super::document::split_url(url) {
                 out.push(src.diag(&join(sp, "url"), e));
             }
         }

@@ -14,6 +14,33 @@ use serde_json::Value;
 /// The only format version Gantry reads and writes.
 pub const FORMAT_VERSION: &str = "3.0";
 
+/// Splits a service `url` into protocol, host, port (the scheme's default when absent) and path
+/// (absent when the URL has none).
+pub fn split_url(raw: &str) -> Result<(String, String, u16, Option<String>), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| "invalid url: missing host".to_owned())?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("invalid url: no port for scheme '{}'", url.scheme()))?;
+    let after_authority = raw.split_once("://").map_or("", |(_, rest)| rest);
+    let has_path = after_authority.contains('/');
+    let mut path = url.path().to_owned();
+    if let Some(q) = url.query() {
+        path = format!("{path}?{q}");
+    }
+    Ok((
+        url.scheme().to_owned(),
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+        has_path.then_some(path),
+    ))
+}
+
 /// A whole state file (or several merged).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -378,5 +405,32 @@ impl Reference {
             (None, Some(id)) => format!("with id '{id}'"),
             (None, None) => "''".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_kong_fields() {
+        assert_eq!(
+            split_url("http://localhost:32000").unwrap(),
+            ("http".into(), "localhost".into(), 32000, None)
+        );
+        assert_eq!(
+            split_url("https://api.example.com/v1/chat").unwrap(),
+            (
+                "https".into(),
+                "api.example.com".into(),
+                443,
+                Some("/v1/chat".into())
+            )
+        );
+        assert!(
+            split_url("not a url")
+                .unwrap_err()
+                .starts_with("invalid url")
+        );
     }
 }
