@@ -2,6 +2,7 @@
 
 mod util;
 
+mod help;
 mod namespaces;
 mod quickstart;
 mod reconcile;
