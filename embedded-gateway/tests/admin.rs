@@ -668,3 +668,45 @@ async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
     assert_eq!(err["fields"]["retries"], "value should be at most 32767");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_mask_is_never_stored_as_a_secret() {
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    assert_eq!(
+        gw.post("/consumers", json!({"username": "app"})).await.0,
+        201
+    );
+    for key in ["[masked]", "[masked:1a2b3c4d]"] {
+        let (s, err) = gw
+            .post("/consumers/app/key-auth", json!({"key": key}))
+            .await;
+        assert_eq!(s, 400, "{err}");
+        assert_eq!(err["name"], "schema violation");
+        assert_eq!(
+            err["fields"]["key"],
+            "is the mask '[masked]', not a secret: send the real value"
+        );
+    }
+    let plugin = json!({
+        "name": "ai-proxy-advanced",
+        "config": {"targets": [{
+            "route_type": "llm/v1/chat",
+            "auth": {"header_name": "Authorization", "header_value": "[masked]"},
+            "model": {"provider": "openai", "name": "gpt-4o-mini"},
+        }]},
+    });
+    let (s, err) = gw.post("/plugins", plugin).await;
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(
+        err["fields"]["config"]["targets[0]"]["auth"]["header_value"],
+        "is the mask '[masked]', not a secret: send the real value"
+    );
+    // A real value next to the word "masked" is a secret like any other.
+    let (s, _) = gw
+        .post("/consumers/app/key-auth", json!({"key": "not-[masked]-really"}))
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(gw.get("/key-auths").await.1["data"].as_array().unwrap().len(), 1);
+    gw.stop().await;
+}

@@ -109,12 +109,11 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
             if value.get("consumer").is_none() {
                 return Err(StoreError::schema("consumer", "required field missing"));
             }
-            if value
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
+            let key = value.get("key").and_then(Value::as_str).unwrap_or("");
+            if plugins::is_mask(key) {
+                return Err(StoreError::schema("key", plugins::MASK_REFUSED));
+            }
+            if key.is_empty() {
                 value["key"] = Value::String(uuid::Uuid::new_v4().simple().to_string());
             }
         }
@@ -205,6 +204,14 @@ fn normalize_plugin(value: &mut Value) -> Result<(), StoreError> {
                 .collect();
             return Err(StoreError::Schema(errors));
         }
+    }
+    let masked: Vec<FieldError> = plugins::secret_fields(&name, &value["config"])
+        .into_iter()
+        .filter(|(_, v)| v.as_str().is_some_and(plugins::is_mask))
+        .map(|(path, _)| FieldError::new(format!("config.{path}"), plugins::MASK_REFUSED))
+        .collect();
+    if !masked.is_empty() {
+        return Err(StoreError::Schema(masked));
     }
     if value.get("protocols").is_none_or(Value::is_null) {
         value["protocols"] = serde_json::json!(crate::plugins::default_protocols());
