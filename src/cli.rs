@@ -367,7 +367,12 @@ pub struct RenderArgs {
 pub struct AdminArgs {
     /// Admin API address (default `http://localhost:8001`; also `GANTRY_ADMIN_URL`).
     // `--help` names the variable, never its value: a URL may carry credentials.
-    #[arg(long, env = "DECK_KONG_ADDR", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "DECK_KONG_ADDR",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub kong_addr: Option<String>,
     /// Extra request header `key:value`; repeatable.
     #[arg(long = "headers", value_name = "KEY:VALUE")]
@@ -409,7 +414,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub config: Vec<PathBuf>,
     /// Require this token in the `Kong-Admin-Token` header on every admin call.
-    #[arg(long, env = "GANTRY_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "GANTRY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
     /// Send a provider's traffic to another base URL, e.g. `openai=http://127.0.0.1:9000`.
     #[arg(long, value_name = "PROVIDER=URL")]

@@ -41,7 +41,10 @@ fn help_names_secret_variables_but_never_prints_their_values() {
     let ws = Workspace::new()
         .env("DECK_KONG_ADMIN_TOKEN", CANARY)
         .env("GANTRY_ADMIN_TOKEN", CANARY)
-        .env("DECK_KONG_ADDR", &format!("http://user:{CANARY}@127.0.0.1:1"));
+        .env(
+            "DECK_KONG_ADDR",
+            &format!("http://user:{CANARY}@127.0.0.1:1"),
+        );
     let commands = every_command(&ws);
     assert!(commands.len() > 20, "found only {commands:?}");
     let mut named = 0;
@@ -66,5 +69,8 @@ fn help_names_secret_variables_but_never_prints_their_values() {
         }
     }
     // Every command that talks to the admin API still names the variable.
-    assert!(named >= 15, "only {named} commands name DECK_KONG_ADMIN_TOKEN");
+    assert!(
+        named >= 15,
+        "only {named} commands name DECK_KONG_ADMIN_TOKEN"
+    );
 }

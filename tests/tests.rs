@@ -3,6 +3,7 @@
 mod util;
 
 mod help;
+mod masked;
 mod namespaces;
 mod quickstart;
 mod reconcile;

@@ -704,9 +704,18 @@ async fn a_mask_is_never_stored_as_a_secret() {
     );
     // A real value next to the word "masked" is a secret like any other.
     let (s, _) = gw
-        .post("/consumers/app/key-auth", json!({"key": "not-[masked]-really"}))
+        .post(
+            "/consumers/app/key-auth",
+            json!({"key": "not-[masked]-really"}),
+        )
         .await;
     assert_eq!(s, 201);
-    assert_eq!(gw.get("/key-auths").await.1["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        gw.get("/key-auths").await.1["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     gw.stop().await;
 }

@@ -189,6 +189,7 @@ pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
     }
     for f in files {
         references(f, &known, &mut out);
+        super::secrets::check(&f.source, &f.document, &mut out);
     }
     plugin_duplicates(files, &mut out);
     out

@@ -3,6 +3,7 @@
 //! plugin name + scope + instance_name, credential key); ids and timestamps never count as drift.
 
 pub mod diff;
+pub mod fingerprint;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
