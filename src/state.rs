@@ -408,9 +408,15 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 
 /// Nests a snapshot back into decK shape: routes under their service, a plugin under its one
 /// parent (plugins with none or several go top-level with name references), credentials under
-/// consumers; sorted by name; `id`s only when `with_ids`; timestamps never.
+/// consumers; sorted by name; `id`s when `with_ids`, and always for a service or route without
+/// a name (its id is then its only key, as in decK's dumps); timestamps never.
 pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
     let id = |v: &str| (with_ids && !v.is_empty()).then(|| v.to_owned());
+    let key_id = |v: &str, name: &Option<String>| {
+        (name.is_none() && !v.is_empty())
+            .then(|| v.to_owned())
+            .or_else(|| id(v))
+    };
     let names = Names::of(snap);
     let mut doc = Document {
         format_version: Some(FORMAT_VERSION.to_owned()),
@@ -419,10 +425,10 @@ pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
     let mut placed_routes = BTreeSet::new();
     let mut placed_plugins = BTreeSet::new();
     for s in &snap.services {
-        let mut svc = service_doc(s, id(&s.id));
+        let mut svc = service_doc(s, key_id(&s.id, &s.name));
         for r in snap.routes.iter().filter(|r| fk_is(&r.service, &s.id)) {
             placed_routes.insert(r.id.clone());
-            let mut route = route_doc(r, id(&r.id), None);
+            let mut route = route_doc(r, key_id(&r.id, &r.name), None);
             route.plugins = nested_plugins(
                 snap,
                 |p| only_route(p, &r.id),
@@ -447,7 +453,7 @@ pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
         .filter(|r| !placed_routes.contains(&r.id))
     {
         let service = r.service.as_ref().map(|fk| names.service(&fk.id));
-        let mut route = route_doc(r, id(&r.id), service);
+        let mut route = route_doc(r, key_id(&r.id, &r.name), service);
         route.plugins = nested_plugins(
             snap,
             |p| only_route(p, &r.id),

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod admin_state;
 mod help;
 mod masked;
 mod namespaces;
@@ -11,5 +12,6 @@ mod render;
 mod sdk;
 mod seed_flow;
 mod serve;
+mod tags;
 mod template;
 mod validate;

@@ -719,3 +719,22 @@ async fn a_mask_is_never_stored_as_a_secret() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn route_paths_follow_kongs_rule_as_state_files_do() {
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    for bad in ["chat", "", "~chat"] {
+        let (s, err) = gw.post("/routes", json!({"paths": ["/ok", bad]})).await;
+        assert_eq!(s, 400, "{bad:?}: {err}");
+        assert_eq!(
+            err["fields"]["paths[1]"],
+            "should start with: / (fixed path) or ~/ (regex path)"
+        );
+    }
+    for good in ["/chat", "~/v[0-9]+/chat"] {
+        let (s, err) = gw.post("/routes", json!({"paths": [good]})).await;
+        assert_eq!(s, 201, "{good}: {err}");
+    }
+    gw.stop().await;
+}

@@ -42,6 +42,13 @@ pub fn resolve_scope(
     file_ns: Option<&str>,
     args: &ScopeArgs,
 ) -> anyhow::Result<Scope> {
+    for tag in &args.select_tags {
+        if let Some(problem) = embedded_gateway::model::tag_error(tag) {
+            bail!(
+                "--select-tag: {problem}\n\nhint: give several tags as `--select-tag a,b` or by repeating the flag"
+            );
+        }
+    }
     let (file, flag) = (sorted(file_tags), sorted(&args.select_tags));
     if !file.is_empty() && !flag.is_empty() && file != flag {
         bail!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use embedded_gateway::plugins;
+use embedded_gateway::{model, plugins};
 
 use super::document::{Consumer, Document, FORMAT_VERSION, Plugin, Reference, Route, Service};
 use super::load::Parsed;
@@ -190,6 +190,7 @@ pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
     for f in files {
         references(f, &known, &mut out);
         super::secrets::check(&f.source, &f.document, &mut out);
+        tags(&f.source, &f.document, &mut out);
     }
     plugin_duplicates(files, &mut out);
     out
@@ -311,6 +312,44 @@ fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
                 out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
             }
         }
+    }
+}
+
+/// Every tag in a file (`_info.select_tags` and each entity's `tags`) follows Kong's rule, so
+/// a file `diff` accepts is one the admin API takes.
+fn tags(src: &Source, doc: &Document, out: &mut Vec<Diagnostic>) {
+    let mut check = |path: &str, tags: &[String]| {
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(message) = model::tag_error(t) {
+                out.push(src.diag(&index(path, i), message));
+            }
+        }
+    };
+    check("_info.select_tags", &doc.info.select_tags);
+    let own = |t: &Option<Vec<String>>| t.clone().unwrap_or_default();
+    for (si, s) in doc.services.iter().enumerate() {
+        let sp = index("services", si);
+        check(&join(&sp, "tags"), &own(&s.tags));
+        for (ri, r) in s.routes.iter().enumerate() {
+            check(
+                &join(&index(&join(&sp, "routes"), ri), "tags"),
+                &own(&r.tags),
+            );
+        }
+    }
+    for (ri, r) in doc.routes.iter().enumerate() {
+        check(&join(&index("routes", ri), "tags"), &own(&r.tags));
+    }
+    for (ci, c) in doc.consumers.iter().enumerate() {
+        let cp = index("consumers", ci);
+        check(&join(&cp, "tags"), &own(&c.tags));
+        for (ki, k) in c.keyauth_credentials.iter().enumerate() {
+            let kp = index(&join(&cp, "keyauth_credentials"), ki);
+            check(&join(&kp, "tags"), &own(&k.tags));
+        }
+    }
+    for site in plugin_sites(doc) {
+        check(&join(&site.path, "tags"), &own(&site.plugin.tags));
     }
 }
 
@@ -591,11 +630,8 @@ fn route(src: &Source, rp: &RoutePaths, r: &Route, nested: bool, out: &mut Vec<D
         ));
     }
     for (i, p) in r.paths.iter().flatten().enumerate() {
-        if !p.starts_with('/') && !p.starts_with("~/") {
-            out.push(src.diag(
-                &index(&join(rp, "paths"), i),
-                "should start with: / (fixed path) or ~/ (regex path)",
-            ));
+        if !model::route_path_ok(p) {
+            out.push(src.diag(&index(&join(rp, "paths"), i), model::ROUTE_PATH_RULE));
         }
     }
 }

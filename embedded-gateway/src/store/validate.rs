@@ -133,8 +133,19 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
     check_tags(value)
 }
 
-/// Kong: a route must match on something. `snis` is not modelled, so it is left out.
+/// Kong: a route must match on something (`snis` is not modelled, so it is left out), and
+/// each path is fixed (`/…`) or a regex (`~/…`), the rule state files follow too.
 fn route_rules(value: &Value) -> Result<(), StoreError> {
+    if let Some(Value::Array(paths)) = value.get("paths") {
+        for (i, p) in paths.iter().enumerate() {
+            if !p.as_str().is_some_and(crate::model::route_path_ok) {
+                return Err(StoreError::schema(
+                    format!("paths[{i}]"),
+                    crate::model::ROUTE_PATH_RULE,
+                ));
+            }
+        }
+    }
     let set = |f: &str| match value.get(f) {
         Some(Value::Array(a)) => !a.is_empty(),
         Some(Value::Object(o)) => !o.is_empty(),
@@ -157,20 +168,18 @@ fn route_rules(value: &Value) -> Result<(), StoreError> {
     Err(StoreError::schema("", message))
 }
 
-/// Kong's tag rule: printable characters except `,` and `/` (which the `?tags=` filter uses).
+/// Kong's tag rule (`model::tag_error`).
 fn check_tags(value: &Value) -> Result<(), StoreError> {
     let Some(tags) = value.get("tags").and_then(Value::as_array) else {
         return Ok(());
     };
     for (i, tag) in tags.iter().enumerate() {
-        let ok = tag.as_str().is_some_and(|t| {
-            !t.is_empty() && t.chars().all(|c| !c.is_control() && c != ',' && c != '/')
-        });
-        if !ok {
-            return Err(StoreError::schema(
-                format!("tags[{i}]"),
-                "invalid tag: expected printable characters other than ',' and '/'",
-            ));
+        let problem = match tag.as_str() {
+            Some(t) => crate::model::tag_error(t),
+            None => Some("expected a string".to_owned()),
+        };
+        if let Some(message) = problem {
+            return Err(StoreError::schema(format!("tags[{i}]"), message));
         }
     }
     Ok(())
