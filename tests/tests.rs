@@ -6,6 +6,7 @@ mod admin_state;
 mod help;
 mod masked;
 mod namespaces;
+mod outcome;
 mod quickstart;
 mod reconcile;
 mod render;
