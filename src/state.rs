@@ -34,6 +34,9 @@ pub struct Loaded {
     pub namespace: Option<String>,
     /// `_defaults.kongctl.protected`.
     pub protected: Option<bool>,
+    /// References to entities no file defines (only with `live_references`), for the
+    /// gateway to resolve.
+    pub external: Vec<check::External>,
 }
 
 /// Reads, expands, parses and checks state files (files, directories, or `-` for stdin), and
@@ -42,8 +45,11 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Diagnostics
     let read = load::read_all(files, opts);
     let mut diags = read.diags;
     // References across files only make sense when every file could be read.
+    let mut external = Vec::new();
     if read.complete {
-        diags.extend(check::check(&read.parsed));
+        let (problems, ext) = check::check(&read.parsed, opts.live_references);
+        diags.extend(problems);
+        external = ext;
     }
     if !diags.is_empty() {
         // In input order, then by place in the file.
@@ -51,7 +57,9 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Diagnostics
         diags.sort_by_key(|d| (rank(&d.file), d.line, d.col));
         return Err(Diagnostics(diags));
     }
-    Ok(merge(read.parsed.into_iter().map(|p| p.document).collect()))
+    let mut loaded = merge(read.parsed.into_iter().map(|p| p.document).collect());
+    loaded.external = external;
+    Ok(loaded)
 }
 
 fn merge(docs: Vec<Document>) -> Loaded {
@@ -60,8 +68,21 @@ fn merge(docs: Vec<Document>) -> Loaded {
         ..Document::default()
     };
     let mut tags = BTreeSet::new();
+    let mut lookup = document::LookupTags::default();
     for d in docs {
         tags.extend(d.info.select_tags);
+        let l = d.info.default_lookup_tags;
+        for (all, more) in [
+            (&mut lookup.services, l.services),
+            (&mut lookup.routes, l.routes),
+            (&mut lookup.consumers, l.consumers),
+        ] {
+            for t in more {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
         if out.info.defaults.is_empty() {
             out.info.defaults = d.info.defaults;
         }
@@ -80,11 +101,13 @@ fn merge(docs: Vec<Document>) -> Loaded {
         out.plugins.extend(d.plugins);
     }
     out.info.select_tags = tags.into_iter().collect();
+    out.info.default_lookup_tags = lookup;
     Loaded {
         select_tags: out.info.select_tags.clone(),
         control_plane_name: out.konnect.control_plane_name.clone(),
         namespace: out.defaults.kongctl.namespace.clone(),
         protected: out.defaults.kongctl.protected,
+        external: Vec::new(),
         document: out,
     }
 }
@@ -125,8 +148,20 @@ pub fn plugin_key(
 
 /// Flattens a loaded document into the gateway's entity set at revision 0.
 pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
+    to_snapshot_with(loaded, &HashMap::new())
+}
+
+/// Like [`to_snapshot`], with references to entities no file defines resolved to live ids:
+/// `resolved` maps (kind, reference key) to the id the gateway has.
+pub fn to_snapshot_with(
+    loaded: &Loaded,
+    resolved: &HashMap<(EntityKind, String), String>,
+) -> ConfigSnapshot {
     let doc = &loaded.document;
-    let ids = Ids::of(doc);
+    let mut ids = Ids::of(doc);
+    for (key, id) in resolved {
+        ids.by_key.entry(key.clone()).or_insert_with(|| id.clone());
+    }
     let tags = |own: &Option<Vec<String>>| merge_tags(own.as_deref(), &loaded.select_tags);
     let defaults = &doc.info.defaults;
     let mut snap = ConfigSnapshot::default();

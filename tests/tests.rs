@@ -4,6 +4,7 @@ mod util;
 
 mod admin_state;
 mod help;
+mod live_refs;
 mod masked;
 mod namespaces;
 mod outcome;

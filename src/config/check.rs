@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use embedded_gateway::{model, plugins};
+use embedded_gateway::model::{self, EntityKind};
+use embedded_gateway::plugins;
 
 use super::document::{Consumer, Document, FORMAT_VERSION, Plugin, Reference, Route, Service};
 use super::load::Parsed;
@@ -178,9 +179,24 @@ impl<'a> Registry<'a> {
     }
 }
 
-/// Runs every semantic check over the merged files. Returns every problem found.
-pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
+/// A reference to a service, route or consumer that no file defines. Offline (`validate`) it
+/// is a problem; `diff`, `apply` and `sync` look it up on the gateway instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct External {
+    pub kind: EntityKind,
+    /// The reference's key: a name (a consumer's username or custom_id), or `id:<id>`.
+    pub key: String,
+    /// How the reference reads in a message: `'name'` or `with id 'x'`.
+    pub shown: String,
+    /// Where it is written (the message is empty).
+    pub at: Diagnostic,
+}
+
+/// Runs every semantic check over the merged files. Returns every problem found; with `live`,
+/// references to entities no file defines are returned as [`External`]s instead of problems.
+pub fn check(files: &[Parsed], live: bool) -> (Vec<Diagnostic>, Vec<External>) {
     let mut out = Vec::new();
+    let mut external = Vec::new();
     settings(files, &mut out);
     let paths = Paths::of(files);
     let mut known = Known::new(files);
@@ -188,12 +204,13 @@ pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
         known.register(f, p, &mut out);
     }
     for f in files {
-        references(f, &known, &mut out);
+        let ext = live.then_some(&mut external);
+        references(f, &known, ext, &mut out);
         super::secrets::check(&f.source, &f.document, &mut out);
         tags(&f.source, &f.document, &mut out);
     }
     plugin_duplicates(files, &mut out);
-    out
+    (out, external)
 }
 
 /// Every named entity across the files, for duplicate and reference checks.
@@ -284,14 +301,35 @@ impl<'a> Known<'a> {
 }
 
 /// Route and plugin references, nesting conflicts, and plugin configs in one file.
-fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
+fn references(
+    f: &Parsed,
+    known: &Known<'_>,
+    mut external: Option<&mut Vec<External>>,
+    out: &mut Vec<Diagnostic>,
+) {
     let src = &f.source;
+    let mut dangling = |kind: &str, r: &Reference, path: &str, out: &mut Vec<Diagnostic>| {
+        let entity = match kind {
+            "service" => EntityKind::Service,
+            "route" => EntityKind::Route,
+            _ => EntityKind::Consumer,
+        };
+        match external.as_deref_mut() {
+            Some(ext) => ext.push(External {
+                kind: entity,
+                key: ref_key(r),
+                shown: r.describe(),
+                at: src.diag(path, ""),
+            }),
+            None => out.push(src.diag(path, format!("{kind} {} not found", r.describe()))),
+        }
+    };
     for (ri, r) in f.document.routes.iter().enumerate() {
         if let Some(s) = &r.service
             && !known.resolves("service", s)
         {
             let path = join(&index("routes", ri), "service");
-            out.push(src.diag(&path, format!("service {} not found", s.describe())));
+            dangling("service", s, &path, out);
         }
     }
     for site in plugin_sites(&f.document) {
@@ -309,7 +347,7 @@ fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
                 let msg = format!("a plugin nested under a {kind} cannot also name a {kind}");
                 out.push(src.diag(&path, msg));
             } else if !known.resolves(kind, r) {
-                out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
+                dangling(kind, r, &path, out);
             }
         }
     }
@@ -326,6 +364,10 @@ fn tags(src: &Source, doc: &Document, out: &mut Vec<Diagnostic>) {
         }
     };
     check("_info.select_tags", &doc.info.select_tags);
+    let lookup = &doc.info.default_lookup_tags;
+    check("_info.default_lookup_tags.services", &lookup.services);
+    check("_info.default_lookup_tags.routes", &lookup.routes);
+    check("_info.default_lookup_tags.consumers", &lookup.consumers);
     let own = |t: &Option<Vec<String>>| t.clone().unwrap_or_default();
     for (si, s) in doc.services.iter().enumerate() {
         let sp = index("services", si);

@@ -90,11 +90,35 @@ pub struct Info {
     /// Values used where an entity does not set the field.
     #[serde(default, skip_serializing_if = "EntityDefaults::is_empty")]
     pub defaults: EntityDefaults,
+    /// Entities outside the select tags that references may name, found on the gateway by
+    /// these tags; they are read, never changed (decK's `default_lookup_tags`).
+    #[serde(default, skip_serializing_if = "LookupTags::is_empty")]
+    pub default_lookup_tags: LookupTags,
 }
 
 impl Info {
     pub fn is_empty(&self) -> bool {
-        self.select_tags.is_empty() && self.defaults.is_empty()
+        self.select_tags.is_empty()
+            && self.defaults.is_empty()
+            && self.default_lookup_tags.is_empty()
+    }
+}
+
+/// `_info.default_lookup_tags`: per kind, the tags (all of them) a looked-up entity carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupTags {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+}
+
+impl LookupTags {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.routes.is_empty() && self.consumers.is_empty()
     }
 }
 
