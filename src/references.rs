@@ -132,11 +132,13 @@ pub async fn resolve(
             _ => &lookup_tags.consumers,
         };
         if !tags.is_empty() {
-            if !lookups.contains_key(&ext.kind) {
-                let found = fetch(client, target, ext.kind, tags).await?;
-                lookups.insert(ext.kind, found);
-            }
-            if let Some(found) = lookups[&ext.kind].iter().find(|f| f.matches(&ext.key)) {
+            let candidates = match lookups.entry(ext.kind) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(fetch(client, target, ext.kind, tags).await?)
+                }
+            };
+            if let Some(found) = candidates.iter().find(|f| f.matches(&ext.key)) {
                 out.ids
                     .insert((ext.kind, ext.key.clone()), found.id().to_owned());
                 found.clone().add_to(&mut out.refs);
