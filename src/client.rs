@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 pub enum ClientError {
     #[error("invalid admin address '{0}': expected a URL like http://localhost:8001")]
     Address(String),
-    #[error("invalid header '{0}': expected KEY:VALUE")]
+    /// Names the header only: its value may be a secret.
+    #[error("invalid header {0}: expected KEY:VALUE (the value is not shown)")]
     Header(String),
     #[error("cannot reach the admin API at {addr}: {reason}")]
     Connect { addr: String, reason: String },
@@ -92,20 +93,19 @@ impl AdminClient {
             return Err(ClientError::Address(opts.addr.clone()));
         }
         let mut headers = HeaderMap::new();
-        for raw in &opts.headers {
+        for (i, raw) in opts.headers.iter().enumerate() {
             let (k, v) = raw
                 .split_once(':')
-                .ok_or_else(|| ClientError::Header(raw.clone()))?;
-            let name = HeaderName::from_bytes(k.trim().as_bytes())
-                .map_err(|_| ClientError::Header(raw.clone()))?;
-            let mut value =
-                HeaderValue::from_str(v.trim()).map_err(|_| ClientError::Header(raw.clone()))?;
+                .ok_or_else(|| ClientError::Header(format!("#{} of --headers", i + 1)))?;
+            let named = || ClientError::Header(format!("'{}'", k.trim()));
+            let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| named())?;
+            let mut value = HeaderValue::from_str(v.trim()).map_err(|_| named())?;
             value.set_sensitive(true);
             headers.append(name, value);
         }
         if let Some(token) = &opts.token {
             let mut value = HeaderValue::from_str(token)
-                .map_err(|_| ClientError::Header("Kong-Admin-Token".into()))?;
+                .map_err(|_| ClientError::Header("'Kong-Admin-Token'".into()))?;
             value.set_sensitive(true);
             headers.insert("kong-admin-token", value);
         }

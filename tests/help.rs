@@ -74,3 +74,26 @@ fn help_names_secret_variables_but_never_prints_their_values() {
         "only {named} commands name DECK_KONG_ADMIN_TOKEN"
     );
 }
+
+#[test]
+fn a_malformed_header_is_named_without_its_value() {
+    let ws = Workspace::new();
+    for (header, shown) in [
+        (format!("Bearer {CANARY}"), "invalid header #1 of --headers"),
+        (
+            format!("X-Api-Key: {CANARY}\nmore"),
+            "invalid header 'X-Api-Key'",
+        ),
+    ] {
+        let run = ws.run(&[
+            "ping",
+            "--kong-addr",
+            "http://127.0.0.1:9",
+            "--headers",
+            &header,
+        ]);
+        assert_eq!(run.code, 1);
+        assert!(run.stderr.contains(shown), "{}", run.stderr);
+        assert!(!run.stderr.contains(CANARY), "{}", run.stderr);
+    }
+}
