@@ -721,7 +721,7 @@ async fn a_mask_is_never_stored_as_a_secret() {
 }
 
 #[tokio::test]
-async fn route_paths_follow_kongs_rule_as_state_files_do() {
+async fn route_and_service_paths_follow_kongs_rules_as_state_files_do() {
     let dir = tmp();
     let gw = start(dir.path()).await;
     for bad in ["chat", "", "~chat"] {
@@ -732,6 +732,11 @@ async fn route_paths_follow_kongs_rule_as_state_files_do() {
             "should start with: / (fixed path) or ~/ (regex path)"
         );
     }
+    let (s, err) = gw
+        .post("/services", json!({"host": "up", "path": "v1"}))
+        .await;
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(err["fields"]["path"], "should start with: /");
     for good in ["/chat", "~/v[0-9]+/chat"] {
         let (s, err) = gw.post("/routes", json!({"paths": [good]})).await;
         assert_eq!(s, 201, "{good}: {err}");

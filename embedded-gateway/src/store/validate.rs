@@ -127,6 +127,14 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
             {
                 return Err(StoreError::schema("host", "length must be at least 1"));
             }
+            // Kong's `typedefs.path`, which state files follow too.
+            if value
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| !p.starts_with('/'))
+            {
+                return Err(StoreError::schema("path", "should start with: /"));
+            }
         }
         EntityKind::Route => route_rules(value)?,
     }
