@@ -80,11 +80,48 @@ impl Found {
     }
 }
 
-fn in_set(set: &ConfigSnapshot, kind: EntityKind) -> Vec<Found> {
-    match kind {
-        EntityKind::Service => set.services.iter().cloned().map(Found::Service).collect(),
-        EntityKind::Route => set.routes.iter().cloned().map(Found::Route).collect(),
-        _ => set.consumers.iter().cloned().map(Found::Consumer).collect(),
+/// The keys a reference may use for each entity of a set (`name`, consumer `username` and
+/// `custom_id`, `id:<id>`), built once so that resolving stays linear in the set's size.
+struct KeyIndex<'a> {
+    set: &'a ConfigSnapshot,
+    /// (kind, is an id, name or id) → position in its list.
+    keys: HashMap<(EntityKind, bool, &'a str), usize>,
+}
+
+impl<'a> KeyIndex<'a> {
+    fn of(set: &'a ConfigSnapshot) -> Self {
+        let mut keys = HashMap::new();
+        let mut put = |kind, id: &'a str, names: [Option<&'a str>; 2], i: usize| {
+            keys.entry((kind, true, id)).or_insert(i);
+            for n in names.into_iter().flatten() {
+                keys.entry((kind, false, n)).or_insert(i);
+            }
+        };
+        for (i, e) in set.services.iter().enumerate() {
+            put(EntityKind::Service, &e.id, [e.name.as_deref(), None], i);
+        }
+        for (i, e) in set.routes.iter().enumerate() {
+            put(EntityKind::Route, &e.id, [e.name.as_deref(), None], i);
+        }
+        for (i, e) in set.consumers.iter().enumerate() {
+            let names = [e.username.as_deref(), e.custom_id.as_deref()];
+            put(EntityKind::Consumer, &e.id, names, i);
+        }
+        Self { set, keys }
+    }
+
+    /// The entity a reference key (`name` or `id:<id>`) names, if the set has it.
+    fn find(&self, kind: EntityKind, key: &str) -> Option<Found> {
+        let slot = match key.strip_prefix("id:") {
+            Some(id) => (kind, true, id),
+            None => (kind, false, key),
+        };
+        let i = *self.keys.get(&slot)?;
+        Some(match kind {
+            EntityKind::Service => Found::Service(self.set.services[i].clone()),
+            EntityKind::Route => Found::Route(self.set.routes[i].clone()),
+            _ => Found::Consumer(self.set.consumers[i].clone()),
+        })
     }
 }
 
@@ -104,15 +141,13 @@ pub async fn resolve(
     let mut problems = Vec::new();
     let lookup_tags = &loaded.document.info.default_lookup_tags;
     let mut lookups: HashMap<EntityKind, Vec<Found>> = HashMap::new();
+    let live_keys = KeyIndex::of(live);
     for ext in &loaded.external {
         if skip_consumers && ext.kind == EntityKind::Consumer {
             // Consumer-scoped plugins are left out of the plan with the consumers.
             continue;
         }
-        if let Some(found) = in_set(live, ext.kind)
-            .into_iter()
-            .find(|f| f.matches(&ext.key))
-        {
+        if let Some(found) = live_keys.find(ext.kind, &ext.key) {
             if mode == Mode::Sync {
                 problems.push(problem(ext, format!(
                     "{} {} is on the gateway but in none of the files, so this sync would delete it; add it to the files, or use `apply`",
@@ -203,4 +238,38 @@ fn parse(kind: EntityKind, v: Value) -> Result<Found, ReferenceError> {
         EntityKind::Route => Found::Route(serde_json::from_value(v).map_err(bad)?),
         _ => Found::Consumer(serde_json::from_value(v).map_err(bad)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(id: &str, name: &str) -> Service {
+        serde_json::from_value(json!({"id": id, "name": name, "host": "h"})).unwrap()
+    }
+
+    #[test]
+    fn names_and_ids_are_separate_keys() {
+        let set = ConfigSnapshot {
+            // A name that looks like another entity's id never shadows that id.
+            services: vec![service("id-1", "id-2"), service("id-2", "svc")],
+            ..ConfigSnapshot::default()
+        };
+        let idx = KeyIndex::of(&set);
+        let id_of = |key: &str| {
+            idx.find(EntityKind::Service, key)
+                .map(|f| f.id().to_owned())
+        };
+        assert_eq!(id_of("id:id-2").as_deref(), Some("id-2"));
+        assert_eq!(id_of("id-2").as_deref(), Some("id-1"));
+        assert_eq!(id_of("svc").as_deref(), Some("id-2"));
+        assert_eq!(id_of("nope"), None);
+        assert_eq!(
+            idx.find(EntityKind::Route, "svc")
+                .map(|f| f.id().to_owned()),
+            None
+        );
+    }
 }
