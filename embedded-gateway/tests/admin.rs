@@ -673,10 +673,9 @@ async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
 async fn a_mask_is_never_stored_as_a_secret() {
     let dir = tmp();
     let gw = start(dir.path()).await;
-    assert_eq!(
-        gw.post("/consumers", json!({"username": "app"})).await.0,
-        201
-    );
+    let (s, app) = gw.post("/consumers", json!({"username": "app"})).await;
+    assert_eq!(s, 201);
+    let app_id = app["id"].as_str().unwrap().to_owned();
     for key in ["[masked]", "[masked:1a2b3c4d]"] {
         let (s, err) = gw
             .post("/consumers/app/key-auth", json!({"key": key}))
@@ -702,6 +701,17 @@ async fn a_mask_is_never_stored_as_a_secret() {
         err["fields"]["config"]["targets[0]"]["auth"]["header_value"],
         "is the mask '[masked]', not a secret: send the real value"
     );
+    // In a batch too, and the batch leaves nothing behind.
+    let ops = json!([
+        {"op": "create", "kind": "consumer", "entity": {"username": "other"}},
+        {"op": "create", "kind": "key_auth", "entity": {"key": "[masked]", "consumer": {"id": app_id}}},
+    ]);
+    let (s, err) = gw
+        .post("/batch", json!({"expected_revision": 1, "operations": ops}))
+        .await;
+    assert_eq!(s, 400, "{err}");
+    assert!(err.to_string().contains("is the mask '[masked]'"), "{err}");
+    assert_eq!(gw.get("/consumers/other").await.0, 404);
     // A real value next to the word "masked" is a secret like any other.
     let (s, _) = gw
         .post(
