@@ -173,8 +173,9 @@ pub struct ScopeArgs {
     /// The namespace that must own the control plane (also `_defaults.kongctl.namespace`).
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Only entities carrying all these tags are read, changed or deleted; repeatable.
-    #[arg(long = "select-tag", value_name = "TAG")]
+    /// Only entities carrying all these tags are read, changed or deleted; repeatable, or
+    /// several at once separated by commas (`--select-tag a,b`), as in decK.
+    #[arg(long = "select-tag", value_name = "TAG", value_delimiter = ',')]
     pub select_tags: Vec<String>,
     /// Leave consumers and their credentials and plugins out of the plan.
     #[arg(long)]
@@ -365,13 +366,24 @@ pub struct RenderArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
     /// Admin API address (default `http://localhost:8001`; also `GANTRY_ADMIN_URL`).
-    #[arg(long, env = "DECK_KONG_ADDR", value_name = "URL")]
+    // `--help` names the variable, never its value: a URL may carry credentials.
+    #[arg(
+        long,
+        env = "DECK_KONG_ADDR",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub kong_addr: Option<String>,
     /// Extra request header `key:value`; repeatable.
     #[arg(long = "headers", value_name = "KEY:VALUE")]
     pub headers: Vec<String>,
     /// Sent as the `Kong-Admin-Token` header.
-    #[arg(long, env = "DECK_KONG_ADMIN_TOKEN", value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "DECK_KONG_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub kong_admin_token: Option<String>,
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
@@ -402,7 +414,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub config: Vec<PathBuf>,
     /// Require this token in the `Kong-Admin-Token` header on every admin call.
-    #[arg(long, env = "GANTRY_ADMIN_TOKEN", value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "GANTRY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
     /// Send a provider's traffic to another base URL, e.g. `openai=http://127.0.0.1:9000`.
     #[arg(long, value_name = "PROVIDER=URL")]

@@ -13,10 +13,15 @@ use serde_json::{Value, json};
 pub enum ClientError {
     #[error("invalid admin address '{0}': expected a URL like http://localhost:8001")]
     Address(String),
-    #[error("invalid header '{0}': expected KEY:VALUE")]
+    /// Names the header only: its value may be a secret.
+    #[error("invalid header {0}: expected KEY:VALUE (the value is not shown)")]
     Header(String),
     #[error("cannot reach the admin API at {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// The connection was made, then broke before the answer arrived: the request may have
+    /// reached the gateway.
+    #[error("the admin API at {addr} closed the connection before answering: {reason}")]
+    Broken { addr: String, reason: String },
     #[error("admin API {method} {path} answered {status}: {message}")]
     Status {
         method: String,
@@ -88,20 +93,19 @@ impl AdminClient {
             return Err(ClientError::Address(opts.addr.clone()));
         }
         let mut headers = HeaderMap::new();
-        for raw in &opts.headers {
+        for (i, raw) in opts.headers.iter().enumerate() {
             let (k, v) = raw
                 .split_once(':')
-                .ok_or_else(|| ClientError::Header(raw.clone()))?;
-            let name = HeaderName::from_bytes(k.trim().as_bytes())
-                .map_err(|_| ClientError::Header(raw.clone()))?;
-            let mut value =
-                HeaderValue::from_str(v.trim()).map_err(|_| ClientError::Header(raw.clone()))?;
+                .ok_or_else(|| ClientError::Header(format!("#{} of --headers", i + 1)))?;
+            let named = || ClientError::Header(format!("'{}'", k.trim()));
+            let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| named())?;
+            let mut value = HeaderValue::from_str(v.trim()).map_err(|_| named())?;
             value.set_sensitive(true);
             headers.append(name, value);
         }
         if let Some(token) = &opts.token {
             let mut value = HeaderValue::from_str(token)
-                .map_err(|_| ClientError::Header("Kong-Admin-Token".into()))?;
+                .map_err(|_| ClientError::Header("'Kong-Admin-Token'".into()))?;
             value.set_sensitive(true);
             headers.insert("kong-admin-token", value);
         }
@@ -143,15 +147,9 @@ impl AdminClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|e| ClientError::Connect {
-            addr: self.base.clone(),
-            reason: connect_reason(&e),
-        })?;
+        let res = req.send().await.map_err(|e| self.transport(&e))?;
         let status = res.status().as_u16();
-        let text = res.text().await.map_err(|e| ClientError::Connect {
-            addr: self.base.clone(),
-            reason: connect_reason(&e),
-        })?;
+        let text = res.text().await.map_err(|e| self.transport(&e))?;
         if status == 204 || (status < 300 && text.is_empty()) {
             return Ok(None);
         }
@@ -162,7 +160,7 @@ impl AdminClient {
                 .get("message")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .unwrap_or_else(|| format!("HTTP {status}"));
+                .unwrap_or_else(|| status_text(status));
             return Err(ClientError::Status {
                 method: method.to_string(),
                 path: path.to_owned(),
@@ -341,6 +339,31 @@ impl AdminClient {
             method: "POST".into(),
             path,
         })
+    }
+}
+
+impl AdminClient {
+    /// A transport failure: `Connect` when no connection was made (nothing was sent),
+    /// `Broken` when it broke afterwards (the request may have arrived).
+    fn transport(&self, e: &reqwest::Error) -> ClientError {
+        let addr = self.base.clone();
+        let reason = connect_reason(e);
+        if e.is_connect() || e.is_timeout() || e.is_builder() {
+            ClientError::Connect { addr, reason }
+        } else {
+            ClientError::Broken { addr, reason }
+        }
+    }
+}
+
+/// `HTTP 413 Payload Too Large`, for error answers without a Kong message.
+fn status_text(status: u16) -> String {
+    match http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("HTTP {status} {reason}"),
+        None => format!("HTTP {status}"),
     }
 }
 

@@ -9,6 +9,7 @@ mod namespace;
 mod paths;
 mod plan;
 mod reconcile;
+mod references;
 mod state;
 mod ui;
 

@@ -33,8 +33,14 @@ pub enum ReconcileError {
         "the gateway at {addr} did not answer the batch in time; it may still have been applied\n\nhint: run `gantry diff` to see the current state, or raise `--timeout`"
     )]
     Unanswered { addr: String },
+    #[error(
+        "the connection to the gateway at {addr} broke after the batch was sent ({reason}); whether it was applied is unknown\n\nhint: run `gantry diff` to see what the gateway holds now"
+    )]
+    OutcomeUnknown { addr: String, reason: String },
     #[error("{operation} failed, so nothing was applied: {message}")]
     Rejected { operation: String, message: String },
+    #[error("the admin API refused the batch ({message}), so nothing was applied{hint}")]
+    Refused { message: String, hint: &'static str },
 }
 
 /// Where the entities live: the served control plane (root paths) or a named one.
@@ -202,6 +208,12 @@ pub async fn execute(
             message,
             ..
         }) => {
+            if status == 413 {
+                return Err(ReconcileError::Refused {
+                    message,
+                    hint: "\n\nhint: the plan is larger than the gateway takes in one request; apply it in parts (for example one `--select-tag` scope at a time)",
+                });
+            }
             if status == 409 && body.get("current_revision").is_some() {
                 return Err(ReconcileError::Conflict {
                     expected: plan.base_revision.unwrap_or(0),
@@ -223,6 +235,9 @@ pub async fn execute(
         }
         Err(ClientError::Connect { addr, reason }) if reason == "timed out" => {
             Err(ReconcileError::Unanswered { addr })
+        }
+        Err(ClientError::Broken { addr, reason }) => {
+            Err(ReconcileError::OutcomeUnknown { addr, reason })
         }
         Err(e) => Err(e.into()),
     }

@@ -34,6 +34,9 @@ pub struct Loaded {
     pub namespace: Option<String>,
     /// `_defaults.kongctl.protected`.
     pub protected: Option<bool>,
+    /// References to entities no file defines (only with `live_references`), for the
+    /// gateway to resolve.
+    pub external: Vec<check::External>,
 }
 
 /// Reads, expands, parses and checks state files (files, directories, or `-` for stdin), and
@@ -42,8 +45,11 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Diagnostics
     let read = load::read_all(files, opts);
     let mut diags = read.diags;
     // References across files only make sense when every file could be read.
+    let mut external = Vec::new();
     if read.complete {
-        diags.extend(check::check(&read.parsed));
+        let (problems, ext) = check::check(&read.parsed, opts.live_references);
+        diags.extend(problems);
+        external = ext;
     }
     if !diags.is_empty() {
         // In input order, then by place in the file.
@@ -51,7 +57,9 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Diagnostics
         diags.sort_by_key(|d| (rank(&d.file), d.line, d.col));
         return Err(Diagnostics(diags));
     }
-    Ok(merge(read.parsed.into_iter().map(|p| p.document).collect()))
+    let mut loaded = merge(read.parsed.into_iter().map(|p| p.document).collect());
+    loaded.external = external;
+    Ok(loaded)
 }
 
 fn merge(docs: Vec<Document>) -> Loaded {
@@ -60,8 +68,21 @@ fn merge(docs: Vec<Document>) -> Loaded {
         ..Document::default()
     };
     let mut tags = BTreeSet::new();
+    let mut lookup = document::LookupTags::default();
     for d in docs {
         tags.extend(d.info.select_tags);
+        let l = d.info.default_lookup_tags;
+        for (all, more) in [
+            (&mut lookup.services, l.services),
+            (&mut lookup.routes, l.routes),
+            (&mut lookup.consumers, l.consumers),
+        ] {
+            for t in more {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
         if out.info.defaults.is_empty() {
             out.info.defaults = d.info.defaults;
         }
@@ -80,11 +101,13 @@ fn merge(docs: Vec<Document>) -> Loaded {
         out.plugins.extend(d.plugins);
     }
     out.info.select_tags = tags.into_iter().collect();
+    out.info.default_lookup_tags = lookup;
     Loaded {
         select_tags: out.info.select_tags.clone(),
         control_plane_name: out.konnect.control_plane_name.clone(),
         namespace: out.defaults.kongctl.namespace.clone(),
         protected: out.defaults.kongctl.protected,
+        external: Vec::new(),
         document: out,
     }
 }
@@ -121,39 +144,24 @@ pub fn plugin_key(
     )
 }
 
-/// Splits a service `url` into protocol, host, port (the scheme's default when absent) and path
-/// (absent when the URL has none).
-pub fn split_url(raw: &str) -> Result<(String, String, u16, Option<String>), String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| "invalid url: missing host".to_owned())?;
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| format!("invalid url: no port for scheme '{}'", url.scheme()))?;
-    let after_authority = raw.split_once("://").map_or("", |(_, rest)| rest);
-    let has_path = after_authority.contains('/');
-    let mut path = url.path().to_owned();
-    if let Some(q) = url.query() {
-        path = format!("{path}?{q}");
-    }
-    Ok((
-        url.scheme().to_owned(),
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port,
-        has_path.then_some(path),
-    ))
-}
-
 // ----- document → snapshot -----------------------------------------------------------------
 
 /// Flattens a loaded document into the gateway's entity set at revision 0.
 pub fn to_snapshot(loaded: &Loaded) -> ConfigSnapshot {
+    to_snapshot_with(loaded, &HashMap::new())
+}
+
+/// Like [`to_snapshot`], with references to entities no file defines resolved to live ids:
+/// `resolved` maps (kind, reference key) to the id the gateway has.
+pub fn to_snapshot_with(
+    loaded: &Loaded,
+    resolved: &HashMap<(EntityKind, String), String>,
+) -> ConfigSnapshot {
     let doc = &loaded.document;
-    let ids = Ids::of(doc);
+    let mut ids = Ids::of(doc);
+    for (key, id) in resolved {
+        ids.by_key.entry(key.clone()).or_insert_with(|| id.clone());
+    }
     let tags = |own: &Option<Vec<String>>| merge_tags(own.as_deref(), &loaded.select_tags);
     let defaults = &doc.info.defaults;
     let mut snap = ConfigSnapshot::default();
@@ -333,7 +341,7 @@ fn build_service(s: &Service, id: &str, tags: Vec<String>, d: &EntityDefaults) -
         .expect("a service with only a host deserialises");
     let d = &d.service;
     let (protocol, host, port, path) = match &s.url {
-        Some(url) => match split_url(url) {
+        Some(url) => match document::split_url(url) {
             Ok((pr, h, po, pa)) => (Some(pr), Some(h), Some(po), pa),
             Err(_) => (None, None, None, None),
         },
@@ -435,9 +443,15 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 
 /// Nests a snapshot back into decK shape: routes under their service, a plugin under its one
 /// parent (plugins with none or several go top-level with name references), credentials under
-/// consumers; sorted by name; `id`s only when `with_ids`; timestamps never.
+/// consumers; sorted by name; `id`s when `with_ids`, and always for a service or route without
+/// a name (its id is then its only key, as in decK's dumps); timestamps never.
 pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
     let id = |v: &str| (with_ids && !v.is_empty()).then(|| v.to_owned());
+    let key_id = |v: &str, name: &Option<String>| {
+        (name.is_none() && !v.is_empty())
+            .then(|| v.to_owned())
+            .or_else(|| id(v))
+    };
     let names = Names::of(snap);
     let mut doc = Document {
         format_version: Some(FORMAT_VERSION.to_owned()),
@@ -446,10 +460,10 @@ pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
     let mut placed_routes = BTreeSet::new();
     let mut placed_plugins = BTreeSet::new();
     for s in &snap.services {
-        let mut svc = service_doc(s, id(&s.id));
+        let mut svc = service_doc(s, key_id(&s.id, &s.name));
         for r in snap.routes.iter().filter(|r| fk_is(&r.service, &s.id)) {
             placed_routes.insert(r.id.clone());
-            let mut route = route_doc(r, id(&r.id), None);
+            let mut route = route_doc(r, key_id(&r.id, &r.name), None);
             route.plugins = nested_plugins(
                 snap,
                 |p| only_route(p, &r.id),
@@ -474,7 +488,7 @@ pub fn to_document(snap: &ConfigSnapshot, with_ids: bool) -> Document {
         .filter(|r| !placed_routes.contains(&r.id))
     {
         let service = r.service.as_ref().map(|fk| names.service(&fk.id));
-        let mut route = route_doc(r, id(&r.id), service);
+        let mut route = route_doc(r, key_id(&r.id, &r.name), service);
         route.plugins = nested_plugins(
             snap,
             |p| only_route(p, &r.id),
@@ -713,28 +727,6 @@ fn plugin_doc(p: &model::Plugin, id: Option<String>) -> Plugin {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_split_into_kong_fields() {
-        assert_eq!(
-            split_url("http://localhost:32000").unwrap(),
-            ("http".into(), "localhost".into(), 32000, None)
-        );
-        assert_eq!(
-            split_url("https://api.example.com/v1/chat").unwrap(),
-            (
-                "https".into(),
-                "api.example.com".into(),
-                443,
-                Some("/v1/chat".into())
-            )
-        );
-        assert!(
-            split_url("not a url")
-                .unwrap_err()
-                .starts_with("invalid url")
-        );
-    }
 
     #[test]
     fn ids_are_deterministic_and_kind_scoped() {

@@ -37,13 +37,13 @@ const CLI: &[(&str, u8)] = &[
     ("client", 3),
     ("plan", 4),
     ("reconcile", 5),
-    ("commands", 6),
+    ("references", 6),
+    ("commands", 7),
 ];
 
 /// Imports that break the rule today; each goes when its change lands.
 /// - `store` → `admin`: `store/error.rs` names `admin::batch::OpFailed` (batch moves to `store/batch.rs`).
-/// - `config` → `state`: `config/check.rs` calls `state::split_url` (moves to `config/document.rs`).
-const KNOWN: &[(&str, &str)] = &[("store", "admin"), ("config", "state")];
+const KNOWN: &[(&str, &str)] = &[("store", "admin")];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {

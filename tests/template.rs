@@ -136,11 +136,13 @@ fn awkward_values_come_through_render_intact_in_every_context() {
         let w = Workspace::new().env("DECK_V", value);
         w.write(
             "kong.yaml",
+            // Route header values take any text (tags would refuse `,` and newlines).
             &minimal(concat!(
-                "    tags:\n",
-                "      - ${{ env \"DECK_V\" }}\n",
-                "      - \"quoted: ${{ env \"DECK_V\" }}\"\n",
-                "      - 'single: ${{ env \"DECK_V\" }}'\n",
+                "        headers:\n",
+                "          x-v:\n",
+                "            - ${{ env \"DECK_V\" }}\n",
+                "            - \"quoted: ${{ env \"DECK_V\" }}\"\n",
+                "            - 'single: ${{ env \"DECK_V\" }}'\n",
                 "consumers:\n",
                 "  - username: ${{ env \"DECK_V\" }} # trailing comment\n",
                 "    custom_id: [${{ env \"DECK_V\" }}]\n",
@@ -149,14 +151,13 @@ fn awkward_values_come_through_render_intact_in_every_context() {
             .replace("}}]\n", "}}\n"),
         );
         let doc = render_json(&w, "kong.yaml");
-        let tags = &doc["services"][0]["tags"];
-        let mut expected = vec![
+        let values = &doc["services"][0]["routes"][0]["headers"]["x-v"];
+        let expected = vec![
             value.to_owned(),
             format!("quoted: {value}"),
             format!("single: {value}"),
         ];
-        expected.sort();
-        assert_eq!(tags, &serde_json::json!(expected), "value {value:?}");
+        assert_eq!(values, &serde_json::json!(expected), "value {value:?}");
         assert_eq!(doc["consumers"][0]["username"], value, "value {value:?}");
         assert_eq!(doc["consumers"][0]["custom_id"], value, "value {value:?}");
     }

@@ -107,6 +107,27 @@ fn default_path_handling() -> String {
     "v0".to_owned()
 }
 
+/// Kong's tag rule (`typedefs.tag`): one or more characters, each a space, printable ASCII
+/// other than `,` and `/` (which the `?tags=` filter uses), or non-ASCII UTF-8. The admin API
+/// and the CLI's file and flag checks share it, so a tag `diff` accepts is one `apply` can write.
+pub fn tag_error(tag: &str) -> Option<String> {
+    let ok = |c: char| c == ' ' || (c.is_ascii_graphic() && c != ',' && c != '/') || !c.is_ascii();
+    if !tag.is_empty() && tag.chars().all(ok) {
+        return None;
+    }
+    Some(format!(
+        "invalid tag '{tag}': expected printable ascii (except `,` and `/`) or valid utf-8 sequences"
+    ))
+}
+
+/// Kong's rule for a route path (`typedefs.router_path`), and its message.
+pub const ROUTE_PATH_RULE: &str = "should start with: / (fixed path) or ~/ (regex path)";
+
+/// True when `path` is a route path Kong accepts: fixed (`/…`) or regex (`~/…`).
+pub fn route_path_ok(path: &str) -> bool {
+    path.starts_with('/') || path.starts_with("~/")
+}
+
 /// A Kong service: where a route's traffic goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -129,6 +129,69 @@ pub fn pointer_to_path(pointer: &str) -> String {
 /// The text secrets are replaced with in CLI output.
 pub const MASK: &str = "[masked]";
 
+/// True for text that stands for a secret without being one: the mask `[masked]`, and the
+/// fingerprinted form `[masked:1a2b3c4d]` the CLI prints in diffs. Such text is never stored
+/// as a secret (a masked dump applied back would otherwise replace the real value).
+pub fn is_mask(text: &str) -> bool {
+    text == MASK
+        || text
+            .strip_prefix("[masked:")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .is_some_and(|fp| !fp.is_empty() && fp.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Why a mask cannot be stored as a secret, for the admin API's schema violation.
+pub const MASK_REFUSED: &str = "is the mask '[masked]', not a secret: send the real value";
+
+/// Every secret field set in `value` under schema `node` (inside `root`), as (dotted path,
+/// value), appended to `out` in document order.
+pub fn collect_secrets(
+    root: &Value,
+    node: &Value,
+    value: &Value,
+    path: String,
+    out: &mut Vec<(String, Value)>,
+) {
+    let node = resolve(root, node);
+    if node.get(SECRET_KEYWORD).and_then(Value::as_bool) == Some(true) {
+        if !value.is_null() && !out.iter().any(|(p, _)| *p == path) {
+            out.push((path, value.clone()));
+        }
+        return;
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(alts)) = node.get(key) {
+            for alt in alts {
+                collect_secrets(root, alt, value, path.clone(), out);
+            }
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = node.get("properties") {
+                for (k, v) in map {
+                    if let Some(sub) = props.get(k) {
+                        let p = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        collect_secrets(root, sub, v, p, out);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = node.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    collect_secrets(root, sub, v, format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Walks `value` alongside `node` (a schema node inside `root`), masking secret fields.
 pub fn mask_with_schema(root: &Value, node: &Value, value: &mut Value) {
     let node = resolve(root, node);

@@ -668,3 +668,88 @@ async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
     assert_eq!(err["fields"]["retries"], "value should be at most 32767");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_mask_is_never_stored_as_a_secret() {
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    let (s, app) = gw.post("/consumers", json!({"username": "app"})).await;
+    assert_eq!(s, 201);
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    for key in ["[masked]", "[masked:1a2b3c4d]"] {
+        let (s, err) = gw
+            .post("/consumers/app/key-auth", json!({"key": key}))
+            .await;
+        assert_eq!(s, 400, "{err}");
+        assert_eq!(err["name"], "schema violation");
+        assert_eq!(
+            err["fields"]["key"],
+            "is the mask '[masked]', not a secret: send the real value"
+        );
+    }
+    let plugin = json!({
+        "name": "ai-proxy-advanced",
+        "config": {"targets": [{
+            "route_type": "llm/v1/chat",
+            "auth": {"header_name": "Authorization", "header_value": "[masked]"},
+            "model": {"provider": "openai", "name": "gpt-4o-mini"},
+        }]},
+    });
+    let (s, err) = gw.post("/plugins", plugin).await;
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(
+        err["fields"]["config"]["targets[0]"]["auth"]["header_value"],
+        "is the mask '[masked]', not a secret: send the real value"
+    );
+    // In a batch too, and the batch leaves nothing behind.
+    let ops = json!([
+        {"op": "create", "kind": "consumer", "entity": {"username": "other"}},
+        {"op": "create", "kind": "key_auth", "entity": {"key": "[masked]", "consumer": {"id": app_id}}},
+    ]);
+    let (s, err) = gw
+        .post("/batch", json!({"expected_revision": 1, "operations": ops}))
+        .await;
+    assert_eq!(s, 400, "{err}");
+    assert!(err.to_string().contains("is the mask '[masked]'"), "{err}");
+    assert_eq!(gw.get("/consumers/other").await.0, 404);
+    // A real value next to the word "masked" is a secret like any other.
+    let (s, _) = gw
+        .post(
+            "/consumers/app/key-auth",
+            json!({"key": "not-[masked]-really"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        gw.get("/key-auths").await.1["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn route_and_service_paths_follow_kongs_rules_as_state_files_do() {
+    let dir = tmp();
+    let gw = start(dir.path()).await;
+    for bad in ["chat", "", "~chat"] {
+        let (s, err) = gw.post("/routes", json!({"paths": ["/ok", bad]})).await;
+        assert_eq!(s, 400, "{bad:?}: {err}");
+        assert_eq!(
+            err["fields"]["paths[1]"],
+            "should start with: / (fixed path) or ~/ (regex path)"
+        );
+    }
+    let (s, err) = gw
+        .post("/services", json!({"host": "up", "path": "v1"}))
+        .await;
+    assert_eq!(s, 400, "{err}");
+    assert_eq!(err["fields"]["path"], "should start with: /");
+    for good in ["/chat", "~/v[0-9]+/chat"] {
+        let (s, err) = gw.post("/routes", json!({"paths": [good]})).await;
+        assert_eq!(s, 201, "{good}: {err}");
+    }
+    gw.stop().await;
+}

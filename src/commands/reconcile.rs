@@ -1,9 +1,11 @@
 //! Owns `diff`, `apply`, `sync` and `plan`: load the files, resolve the scope, read the live
 //! state in scope, compute the plan, print it, and (apply/sync) execute it atomically.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use embedded_gateway::model::EntityKind;
 use embedded_gateway::snapshot::ConfigSnapshot;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +18,8 @@ use crate::namespace::{self, Access, Verdict};
 use crate::plan::render::{self, RenderOptions};
 use crate::plan::{self, Mode, Plan};
 use crate::reconcile::{self, Target};
+use crate::references;
+use crate::state::{LoadOptions, Loaded};
 use crate::ui::Ui;
 
 /// The scope a command works in, after reconciling flags with the files.
@@ -42,6 +46,13 @@ pub fn resolve_scope(
     file_ns: Option<&str>,
     args: &ScopeArgs,
 ) -> anyhow::Result<Scope> {
+    for tag in &args.select_tags {
+        if let Some(problem) = embedded_gateway::model::tag_error(tag) {
+            bail!(
+                "--select-tag: {problem}\n\nhint: give several tags as `--select-tag a,b` or by repeating the flag"
+            );
+        }
+    }
     let (file, flag) = (sorted(file_tags), sorted(&args.select_tags));
     if !file.is_empty() && !flag.is_empty() && file != flag {
         bail!(
@@ -90,27 +101,68 @@ pub async fn connect(
     Ok((client, target))
 }
 
-/// Loads the files into the desired state and its scope.
-pub fn load_desired(
-    files: &[PathBuf],
-    args: &ScopeArgs,
-) -> anyhow::Result<(ConfigSnapshot, Scope)> {
-    let loaded = crate::state::load(files, &crate::state::LoadOptions::default())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+/// Loads the files and resolves the scope. References to entities the files do not define
+/// are kept for [`plan_live`] to resolve on the gateway.
+pub fn load_files(files: &[PathBuf], args: &ScopeArgs) -> anyhow::Result<(Loaded, Scope)> {
+    let opts = LoadOptions {
+        live_references: true,
+        ..LoadOptions::default()
+    };
+    let loaded = crate::state::load(files, &opts).map_err(|d| anyhow::anyhow!("{d}"))?;
     let scope = resolve_scope(
         &loaded.select_tags,
         loaded.control_plane_name.as_deref(),
         loaded.namespace.as_deref(),
         args,
     )?;
-    let mut desired = crate::state::to_snapshot(&loaded);
+    Ok((loaded, scope))
+}
+
+/// The files' entities as the gateway will hold them: references resolved to live `ids`,
+/// select tags added, consumers left out with `--skip-consumers`.
+fn desired_state(
+    loaded: &Loaded,
+    scope: &Scope,
+    ids: &HashMap<(EntityKind, String), String>,
+) -> ConfigSnapshot {
+    let mut desired = crate::state::to_snapshot_with(loaded, ids);
     add_tags(&mut desired, &scope.select_tags);
     if scope.skip_consumers {
         desired.consumers.clear();
         desired.key_auths.clear();
         desired.plugins.retain(|p| p.consumer.is_none());
     }
-    Ok((desired, scope))
+    desired
+}
+
+/// Reads the live state in scope, resolves the files' references to live entities, and
+/// computes the plan.
+async fn plan_live(
+    client: &AdminClient,
+    target: &Target,
+    loaded: &Loaded,
+    scope: &Scope,
+    mode: Mode,
+) -> anyhow::Result<Plan> {
+    let live =
+        reconcile::read_live(client, target, &scope.select_tags, scope.skip_consumers).await?;
+    let resolved = references::resolve(
+        client,
+        target,
+        loaded,
+        &scope.select_tags,
+        scope.skip_consumers,
+        &live,
+        mode,
+    )
+    .await?;
+    let desired = desired_state(loaded, scope, &resolved.ids);
+    Ok(plan::compute_with_refs(
+        &desired,
+        &live,
+        &resolved.refs,
+        mode,
+    ))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -159,13 +211,10 @@ pub fn diff(args: DiffArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Sync => Mode::Sync,
     };
     let run = || -> anyhow::Result<Plan> {
-        let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+        let (loaded, scope) = load_files(&args.state.files, &args.scope)?;
         runtime()?.block_on(async {
             let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
-            let live =
-                reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
-                    .await?;
-            Ok(plan::compute(&desired, &live, mode))
+            plan_live(&client, &target, &loaded, &scope, mode).await
         })
     };
     match run() {
@@ -184,13 +233,10 @@ fn plan_and_execute(
     ui: Ui,
 ) -> anyhow::Result<ExitStatus> {
     let run = || -> anyhow::Result<Plan> {
-        let (desired, scope) = load_desired(files, scope_args)?;
+        let (loaded, scope) = load_files(files, scope_args)?;
         runtime()?.block_on(async {
             let (client, target) = connect(admin, &scope, Access::Write, ui).await?;
-            let live =
-                reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
-                    .await?;
-            let plan = plan::compute(&desired, &live, mode);
+            let plan = plan_live(&client, &target, &loaded, &scope, mode).await?;
             execute(&client, &target, &plan, ui).await?;
             Ok(plan)
         })
@@ -265,12 +311,10 @@ pub fn save(args: PlanArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Apply => Mode::Apply,
         PlanMode::Sync => Mode::Sync,
     };
-    let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+    let (loaded, scope) = load_files(&args.state.files, &args.scope)?;
     let plan = runtime()?.block_on(async {
         let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
-        let live = reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
-            .await?;
-        anyhow::Ok(plan::compute(&desired, &live, mode))
+        plan_live(&client, &target, &loaded, &scope, mode).await
     })?;
     let saved = SavedPlan {
         gantry_plan_version: 1,

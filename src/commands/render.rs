@@ -14,6 +14,7 @@ use crate::state::{self, LoadOptions, Loaded};
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitStatus> {
     let opts = LoadOptions {
         mock_env: args.mock_env,
+        ..LoadOptions::default()
     };
     let loaded = match state::load(&args.state.files, &opts) {
         Ok(l) => l,

@@ -8,6 +8,7 @@ use crate::state::{self, LoadOptions};
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitStatus> {
     let opts = LoadOptions {
         mock_env: args.mock_env,
+        ..LoadOptions::default()
     };
     match state::load(&args.state.files, &opts) {
         Ok(_) => Ok(ExitStatus::Success),

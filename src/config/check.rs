@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use embedded_gateway::model::{self, EntityKind};
 use embedded_gateway::plugins;
 
 use super::document::{Consumer, Document, FORMAT_VERSION, Plugin, Reference, Route, Service};
 use super::load::Parsed;
 use super::position::{index, join};
 use super::{Diagnostic, Source};
-use crate::state;
 
 /// Service protocols Kong accepts.
 const PROTOCOLS: [&str; 10] = [
@@ -179,9 +179,24 @@ impl<'a> Registry<'a> {
     }
 }
 
-/// Runs every semantic check over the merged files. Returns every problem found.
-pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
+/// A reference to a service, route or consumer that no file defines. Offline (`validate`) it
+/// is a problem; `diff`, `apply` and `sync` look it up on the gateway instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct External {
+    pub kind: EntityKind,
+    /// The reference's key: a name (a consumer's username or custom_id), or `id:<id>`.
+    pub key: String,
+    /// How the reference reads in a message: `'name'` or `with id 'x'`.
+    pub shown: String,
+    /// Where it is written (the message is empty).
+    pub at: Diagnostic,
+}
+
+/// Runs every semantic check over the merged files. Returns every problem found; with `live`,
+/// references to entities no file defines are returned as [`External`]s instead of problems.
+pub fn check(files: &[Parsed], live: bool) -> (Vec<Diagnostic>, Vec<External>) {
     let mut out = Vec::new();
+    let mut external = Vec::new();
     settings(files, &mut out);
     let paths = Paths::of(files);
     let mut known = Known::new(files);
@@ -189,10 +204,13 @@ pub fn check(files: &[Parsed]) -> Vec<Diagnostic> {
         known.register(f, p, &mut out);
     }
     for f in files {
-        references(f, &known, &mut out);
+        let ext = live.then_some(&mut external);
+        references(f, &known, ext, &mut out);
+        super::secrets::check(&f.source, &f.document, &mut out);
+        tags(&f.source, &f.document, &mut out);
     }
     plugin_duplicates(files, &mut out);
-    out
+    (out, external)
 }
 
 /// Every named entity across the files, for duplicate and reference checks.
@@ -283,14 +301,35 @@ impl<'a> Known<'a> {
 }
 
 /// Route and plugin references, nesting conflicts, and plugin configs in one file.
-fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
+fn references(
+    f: &Parsed,
+    known: &Known<'_>,
+    mut external: Option<&mut Vec<External>>,
+    out: &mut Vec<Diagnostic>,
+) {
     let src = &f.source;
+    let mut dangling = |kind: &str, r: &Reference, path: &str, out: &mut Vec<Diagnostic>| {
+        let entity = match kind {
+            "service" => EntityKind::Service,
+            "route" => EntityKind::Route,
+            _ => EntityKind::Consumer,
+        };
+        match external.as_deref_mut() {
+            Some(ext) => ext.push(External {
+                kind: entity,
+                key: ref_key(r),
+                shown: r.describe(),
+                at: src.diag(path, ""),
+            }),
+            None => out.push(src.diag(path, format!("{kind} {} not found", r.describe()))),
+        }
+    };
     for (ri, r) in f.document.routes.iter().enumerate() {
         if let Some(s) = &r.service
             && !known.resolves("service", s)
         {
             let path = join(&index("routes", ri), "service");
-            out.push(src.diag(&path, format!("service {} not found", s.describe())));
+            dangling("service", s, &path, out);
         }
     }
     for site in plugin_sites(&f.document) {
@@ -308,9 +347,51 @@ fn references(f: &Parsed, known: &Known<'_>, out: &mut Vec<Diagnostic>) {
                 let msg = format!("a plugin nested under a {kind} cannot also name a {kind}");
                 out.push(src.diag(&path, msg));
             } else if !known.resolves(kind, r) {
-                out.push(src.diag(&path, format!("{kind} {} not found", r.describe())));
+                dangling(kind, r, &path, out);
             }
         }
+    }
+}
+
+/// Every tag in a file (`_info.select_tags` and each entity's `tags`) follows Kong's rule, so
+/// a file `diff` accepts is one the admin API takes.
+fn tags(src: &Source, doc: &Document, out: &mut Vec<Diagnostic>) {
+    let mut check = |path: &str, tags: &[String]| {
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(message) = model::tag_error(t) {
+                out.push(src.diag(&index(path, i), message));
+            }
+        }
+    };
+    check("_info.select_tags", &doc.info.select_tags);
+    let lookup = &doc.info.default_lookup_tags;
+    check("_info.default_lookup_tags.services", &lookup.services);
+    check("_info.default_lookup_tags.routes", &lookup.routes);
+    check("_info.default_lookup_tags.consumers", &lookup.consumers);
+    let own = |t: &Option<Vec<String>>| t.clone().unwrap_or_default();
+    for (si, s) in doc.services.iter().enumerate() {
+        let sp = index("services", si);
+        check(&join(&sp, "tags"), &own(&s.tags));
+        for (ri, r) in s.routes.iter().enumerate() {
+            check(
+                &join(&index(&join(&sp, "routes"), ri), "tags"),
+                &own(&r.tags),
+            );
+        }
+    }
+    for (ri, r) in doc.routes.iter().enumerate() {
+        check(&join(&index("routes", ri), "tags"), &own(&r.tags));
+    }
+    for (ci, c) in doc.consumers.iter().enumerate() {
+        let cp = index("consumers", ci);
+        check(&join(&cp, "tags"), &own(&c.tags));
+        for (ki, k) in c.keyauth_credentials.iter().enumerate() {
+            let kp = index(&join(&cp, "keyauth_credentials"), ki);
+            check(&join(&kp, "tags"), &own(&k.tags));
+        }
+    }
+    for site in plugin_sites(doc) {
+        check(&join(&site.path, "tags"), &own(&site.plugin.tags));
     }
 }
 
@@ -541,7 +622,7 @@ fn service(src: &Source, sp: &str, s: &Service, out: &mut Vec<Diagnostic>) {
                     out.push(src.diag(&join(sp, field), "cannot be combined with 'url'"));
                 }
             }
-            if let Err(e) = state::split_url(url) {
+            if let Err(e) = super::document::split_url(url) {
                 out.push(src.diag(&join(sp, "url"), e));
             }
         }
@@ -591,11 +672,8 @@ fn route(src: &Source, rp: &RoutePaths, r: &Route, nested: bool, out: &mut Vec<D
         ));
     }
     for (i, p) in r.paths.iter().flatten().enumerate() {
-        if !p.starts_with('/') && !p.starts_with("~/") {
-            out.push(src.diag(
-                &index(&join(rp, "paths"), i),
-                "should start with: / (fixed path) or ~/ (regex path)",
-            ));
+        if !model::route_path_ok(p) {
+            out.push(src.diag(&index(&join(rp, "paths"), i), model::ROUTE_PATH_RULE));
         }
     }
 }

@@ -14,6 +14,33 @@ use serde_json::Value;
 /// The only format version Gantry reads and writes.
 pub const FORMAT_VERSION: &str = "3.0";
 
+/// Splits a service `url` into protocol, host, port (the scheme's default when absent) and path
+/// (absent when the URL has none).
+pub fn split_url(raw: &str) -> Result<(String, String, u16, Option<String>), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| "invalid url: missing host".to_owned())?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("invalid url: no port for scheme '{}'", url.scheme()))?;
+    let after_authority = raw.split_once("://").map_or("", |(_, rest)| rest);
+    let has_path = after_authority.contains('/');
+    let mut path = url.path().to_owned();
+    if let Some(q) = url.query() {
+        path = format!("{path}?{q}");
+    }
+    Ok((
+        url.scheme().to_owned(),
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+        has_path.then_some(path),
+    ))
+}
+
 /// A whole state file (or several merged).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,11 +90,35 @@ pub struct Info {
     /// Values used where an entity does not set the field.
     #[serde(default, skip_serializing_if = "EntityDefaults::is_empty")]
     pub defaults: EntityDefaults,
+    /// Entities outside the select tags that references may name, found on the gateway by
+    /// these tags; they are read, never changed (decK's `default_lookup_tags`).
+    #[serde(default, skip_serializing_if = "LookupTags::is_empty")]
+    pub default_lookup_tags: LookupTags,
 }
 
 impl Info {
     pub fn is_empty(&self) -> bool {
-        self.select_tags.is_empty() && self.defaults.is_empty()
+        self.select_tags.is_empty()
+            && self.defaults.is_empty()
+            && self.default_lookup_tags.is_empty()
+    }
+}
+
+/// `_info.default_lookup_tags`: per kind, the tags (all of them) a looked-up entity carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupTags {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<String>,
+}
+
+impl LookupTags {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.routes.is_empty() && self.consumers.is_empty()
     }
 }
 
@@ -378,5 +429,32 @@ impl Reference {
             (None, Some(id)) => format!("with id '{id}'"),
             (None, None) => "''".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_kong_fields() {
+        assert_eq!(
+            split_url("http://localhost:32000").unwrap(),
+            ("http".into(), "localhost".into(), 32000, None)
+        );
+        assert_eq!(
+            split_url("https://api.example.com/v1/chat").unwrap(),
+            (
+                "https".into(),
+                "api.example.com".into(),
+                443,
+                Some("/v1/chat".into())
+            )
+        );
+        assert!(
+            split_url("not a url")
+                .unwrap_err()
+                .starts_with("invalid url")
+        );
     }
 }

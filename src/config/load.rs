@@ -18,6 +18,9 @@ use super::{Diagnostic, Source, schema};
 pub struct LoadOptions {
     /// Stand placeholders in for `DECK_` variables instead of reading the environment.
     pub mock_env: bool,
+    /// References to entities no file defines are left for the gateway to resolve
+    /// (`diff`/`apply`/`sync`) instead of being problems (`validate`).
+    pub live_references: bool,
 }
 
 /// One state file, schema-checked and typed.

@@ -7,6 +7,7 @@ pub mod document;
 pub mod load;
 pub mod position;
 pub mod schema;
+pub mod secrets;
 pub mod template;
 
 use std::fmt;

@@ -3,6 +3,7 @@
 //! plugin name + scope + instance_name, credential key); ids and timestamps never count as drift.
 
 pub mod diff;
+pub mod fingerprint;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -89,32 +90,52 @@ fn fk_id(v: &Value, field: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The natural keys of a set's services, routes and consumers, as `((kind, id), key)`.
+fn parent_keys(set: &ConfigSnapshot) -> Vec<((EntityKind, String), String)> {
+    let services = set.services.iter().map(|s| {
+        let key = s.name.clone().unwrap_or_else(|| s.id.clone());
+        ((EntityKind::Service, s.id.clone()), key)
+    });
+    let routes = set.routes.iter().map(|r| {
+        let key = r.name.clone().unwrap_or_else(|| r.id.clone());
+        ((EntityKind::Route, r.id.clone()), key)
+    });
+    let consumers = set.consumers.iter().map(|c| {
+        let key = c
+            .username
+            .clone()
+            .or_else(|| c.custom_id.clone().map(|id| format!("custom_id:{id}")))
+            .unwrap_or_else(|| c.id.clone());
+        ((EntityKind::Consumer, c.id.clone()), key)
+    });
+    services.chain(routes).chain(consumers).collect()
+}
+
 impl Indexed {
-    fn new(set: &ConfigSnapshot) -> Self {
+    /// Indexes `set`; `refs` are entities outside it that its foreign keys may point at
+    /// (live entities a file references without defining), known by key but never compared.
+    fn new(set: &ConfigSnapshot, refs: &ConfigSnapshot) -> Self {
         let mut idx = Indexed {
             by_key: BTreeMap::new(),
-            key_of_id: HashMap::new(),
+            key_of_id: parent_keys(refs).into_iter().collect(),
         };
+        let keys = parent_keys(set);
         let mut put = |kind: EntityKind, v: Value, key: String| {
             let id = str_field(&v, "id").unwrap_or_default().to_owned();
             idx.key_of_id.insert((kind, id), key.clone());
             idx.by_key.insert(Key(kind, key), v);
         };
+        let mut keys = keys.into_iter();
         for s in &set.services {
-            let v = to_value(s);
-            let key = s.name.clone().unwrap_or_else(|| s.id.clone());
-            put(EntityKind::Service, v, key);
+            let (_, key) = keys.next().expect("one key per service");
+            put(EntityKind::Service, to_value(s), key);
         }
         for r in &set.routes {
-            let key = r.name.clone().unwrap_or_else(|| r.id.clone());
+            let (_, key) = keys.next().expect("one key per route");
             put(EntityKind::Route, to_value(r), key);
         }
         for c in &set.consumers {
-            let key = c
-                .username
-                .clone()
-                .or_else(|| c.custom_id.clone().map(|id| format!("custom_id:{id}")))
-                .unwrap_or_else(|| c.id.clone());
+            let (_, key) = keys.next().expect("one key per consumer");
             put(EntityKind::Consumer, to_value(c), key);
         }
         for k in &set.key_auths {
@@ -231,8 +252,20 @@ fn friendly_name(kind: EntityKind, v: &Value, idx: &Indexed) -> String {
 /// Computes the plan that takes `live` to `desired`. Both sides must already be filtered to
 /// the scope (select tags, control plane); nothing outside them is considered.
 pub fn compute(desired: &ConfigSnapshot, live: &ConfigSnapshot, mode: Mode) -> Plan {
-    let want = Indexed::new(desired);
-    let have = Indexed::new(live);
+    compute_with_refs(desired, live, &ConfigSnapshot::default(), mode)
+}
+
+/// Like [`compute`], where `desired` may point at `refs`: live services, routes and consumers
+/// the files reference without defining them. They are matched by their natural keys on both
+/// sides and never created, changed or deleted.
+pub fn compute_with_refs(
+    desired: &ConfigSnapshot,
+    live: &ConfigSnapshot,
+    refs: &ConfigSnapshot,
+    mode: Mode,
+) -> Plan {
+    let want = Indexed::new(desired, refs);
+    let have = Indexed::new(live, refs);
 
     // Desired ids become live ids where an entity already exists, so children point at the
     // entity the gateway actually has.

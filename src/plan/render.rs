@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::diff::{FieldChange, changed_fields};
+use super::fingerprint::fingerprint;
 use super::{Action, Change, Plan};
 
 /// Output switches.
@@ -90,7 +91,8 @@ pub fn field_changes(change: &Change, opts: RenderOptions) -> Vec<FieldChange> {
     let old = shown(change.kind, &change.old, opts).unwrap_or(Value::Null);
     let new = shown(change.kind, &change.new, opts).unwrap_or(Value::Null);
     let mut changes = changed_fields(&old, &new);
-    // A masked secret that changed still shows that it changed, never its value.
+    // A masked secret that changed still shows that it changed, never its value: each side
+    // shows a keyed fingerprint, so `"[masked]" → "[masked]"` never hides which side moved.
     if !opts.show_secrets {
         let raw = changed_fields(
             change.old.as_ref().unwrap_or(&Value::Null),
@@ -100,8 +102,8 @@ pub fn field_changes(change: &Change, opts: RenderOptions) -> Vec<FieldChange> {
             if !changes.iter().any(|c| c.path == r.path) {
                 changes.push(FieldChange {
                     path: r.path,
-                    old: r.old.map(|_| json!(MASK)),
-                    new: r.new.map(|_| json!(MASK)),
+                    old: r.old.as_ref().map(|v| json!(fingerprint(v))),
+                    new: r.new.as_ref().map(|v| json!(fingerprint(v))),
                 });
             }
         }

@@ -135,7 +135,21 @@ fn secrets_are_masked_in_old_and_new_values_by_field() {
     for out in [&text, &report] {
         assert!(!out.contains("canary"), "secret leaked: {out}");
     }
-    assert!(text.contains("config.targets[0].auth.header_value: \"[masked]\" → \"[masked]\""));
+    // The change shows as two different fingerprints, never as `"[masked]" → "[masked]"`.
+    let line = text
+        .lines()
+        .find(|l| l.contains("config.targets[0].auth.header_value: "))
+        .expect("the secret's change is listed");
+    let (old, new) = line
+        .split_once(": ")
+        .and_then(|(_, v)| v.split_once(" → "))
+        .expect("old → new");
+    assert!(
+        old.starts_with("\"[masked:") && new.starts_with("\"[masked:"),
+        "{line}"
+    );
+    assert_ne!(old, new, "{line}");
+    assert!(report.contains(old.trim_matches('"')), "{report}");
     let created = compute(
         &world("d", "m", "x"),
         &ConfigSnapshot::default(),

@@ -18,8 +18,10 @@ use http::Response;
 use serde_json::Value;
 
 use crate::context::{Ctx, LogRecord};
+use crate::schema::collect_secrets;
 pub use crate::schema::{
-    FieldError, MASK, SECRET_KEYWORD, mask_with_schema, pointer_to_path, schema_error,
+    FieldError, MASK, MASK_REFUSED, SECRET_KEYWORD, is_mask, mask_with_schema, pointer_to_path,
+    schema_error,
 };
 pub use ai_proxy::{AiProxyAdvancedConfig, AiProxyConfig};
 pub use api::{CompileEnv, Env, Flow, Plugin, ProxyOptions};
@@ -203,4 +205,13 @@ pub fn mask_secrets(name: &str, config: &mut Value) {
     if let Some(schema) = json_schema(name) {
         mask_with_schema(schema, schema, config);
     }
+}
+
+/// Every secret field set in a plugin config, as (dotted path, value), in document order.
+pub fn secret_fields(name: &str, config: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Some(schema) = json_schema(name) {
+        collect_secrets(schema, schema, config, String::new(), &mut out);
+    }
+    out
 }

@@ -109,12 +109,11 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
             if value.get("consumer").is_none() {
                 return Err(StoreError::schema("consumer", "required field missing"));
             }
-            if value
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
+            let key = value.get("key").and_then(Value::as_str).unwrap_or("");
+            if plugins::is_mask(key) {
+                return Err(StoreError::schema("key", plugins::MASK_REFUSED));
+            }
+            if key.is_empty() {
                 value["key"] = Value::String(uuid::Uuid::new_v4().simple().to_string());
             }
         }
@@ -128,14 +127,33 @@ fn entity_rules(kind: EntityKind, value: &mut Value) -> Result<(), StoreError> {
             {
                 return Err(StoreError::schema("host", "length must be at least 1"));
             }
+            // Kong's `typedefs.path`, which state files follow too.
+            if value
+                .get("path")
+                .and_then(Value::as_str)
+                .is_some_and(|p| !p.starts_with('/'))
+            {
+                return Err(StoreError::schema("path", "should start with: /"));
+            }
         }
         EntityKind::Route => route_rules(value)?,
     }
     check_tags(value)
 }
 
-/// Kong: a route must match on something. `snis` is not modelled, so it is left out.
+/// Kong: a route must match on something (`snis` is not modelled, so it is left out), and
+/// each path is fixed (`/…`) or a regex (`~/…`), the rule state files follow too.
 fn route_rules(value: &Value) -> Result<(), StoreError> {
+    if let Some(Value::Array(paths)) = value.get("paths") {
+        for (i, p) in paths.iter().enumerate() {
+            if !p.as_str().is_some_and(crate::model::route_path_ok) {
+                return Err(StoreError::schema(
+                    format!("paths[{i}]"),
+                    crate::model::ROUTE_PATH_RULE,
+                ));
+            }
+        }
+    }
     let set = |f: &str| match value.get(f) {
         Some(Value::Array(a)) => !a.is_empty(),
         Some(Value::Object(o)) => !o.is_empty(),
@@ -158,20 +176,18 @@ fn route_rules(value: &Value) -> Result<(), StoreError> {
     Err(StoreError::schema("", message))
 }
 
-/// Kong's tag rule: printable characters except `,` and `/` (which the `?tags=` filter uses).
+/// Kong's tag rule (`model::tag_error`).
 fn check_tags(value: &Value) -> Result<(), StoreError> {
     let Some(tags) = value.get("tags").and_then(Value::as_array) else {
         return Ok(());
     };
     for (i, tag) in tags.iter().enumerate() {
-        let ok = tag.as_str().is_some_and(|t| {
-            !t.is_empty() && t.chars().all(|c| !c.is_control() && c != ',' && c != '/')
-        });
-        if !ok {
-            return Err(StoreError::schema(
-                format!("tags[{i}]"),
-                "invalid tag: expected printable characters other than ',' and '/'",
-            ));
+        let problem = match tag.as_str() {
+            Some(t) => crate::model::tag_error(t),
+            None => Some("expected a string".to_owned()),
+        };
+        if let Some(message) = problem {
+            return Err(StoreError::schema(format!("tags[{i}]"), message));
         }
     }
     Ok(())
@@ -205,6 +221,14 @@ fn normalize_plugin(value: &mut Value) -> Result<(), StoreError> {
                 .collect();
             return Err(StoreError::Schema(errors));
         }
+    }
+    let masked: Vec<FieldError> = plugins::secret_fields(&name, &value["config"])
+        .into_iter()
+        .filter(|(_, v)| v.as_str().is_some_and(plugins::is_mask))
+        .map(|(path, _)| FieldError::new(format!("config.{path}"), plugins::MASK_REFUSED))
+        .collect();
+    if !masked.is_empty() {
+        return Err(StoreError::Schema(masked));
     }
     if value.get("protocols").is_none_or(Value::is_null) {
         value["protocols"] = serde_json::json!(crate::plugins::default_protocols());
