@@ -516,6 +516,12 @@ impl AiProxyAdvancedConfig {
     /// `prefix` is where the targets live (`targets[0].` for ai-proxy-advanced, `` for ai-proxy).
     pub fn entity_errors(&self, single_target: bool) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        if self.balancer.algorithm == Algorithm::Semantic {
+            errors.push(FieldError::new(
+                "balancer.algorithm",
+                "'semantic' is not supported by Gantry: it needs an embeddings model and a vector store; use another algorithm",
+            ));
+        }
         for (i, t) in self.targets.iter().enumerate() {
             let at = |field: &str| {
                 if single_target {

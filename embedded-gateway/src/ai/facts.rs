@@ -45,4 +45,13 @@ pub struct AiFacts {
     /// The target's `model.options.input_cost` / `output_cost` (per million tokens).
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    /// Every target tried for the request, in order; the last one answered.
+    pub tried: Vec<Tried>,
+}
+
+/// One target tried for a request (the log's `ai.proxy.tried_targets`).
+#[derive(Debug, Clone, Default)]
+pub struct Tried {
+    pub provider: &'static str,
+    pub model: String,
 }

@@ -4,6 +4,7 @@
 //! `targets.rs`, the pick is `balancer.rs`'s, and the answer is read by `respond.rs`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -13,13 +14,16 @@ use http::{HeaderMap, Response};
 use serde_json::Value;
 
 use super::AiError;
-use super::balancer::Schedule;
+use super::balancer::{Breaker, Health, Pick, Pool, Report, Shared};
 use super::chat_body::ChatBody;
-use super::facts::{AiFacts, UsageCell};
+use super::facts::{AiFacts, Tried, UsageCell};
 use super::providers::{self, ProviderKind};
 use super::respond::{Respond, passthrough_headers, timeout_error, unreachable_error};
 use super::targets::{CompiledTarget, Endpoint, compile_target};
-use crate::ai::config::{AiProxyAdvancedConfig, LlmFormat, ParamLocation, ResponseStreaming};
+use crate::ai::config::{
+    AiProxyAdvancedConfig, Algorithm, FailoverCriterion, LatencyStrategy, LlmFormat, ParamLocation,
+    ResponseStreaming,
+};
 use crate::headers::{
     X_KONG_LLM_MODEL, X_KONG_PROXY_LATENCY, X_KONG_RESPONSE_LATENCY, X_KONG_UPSTREAM_LATENCY,
     millis, remove_headers,
@@ -39,8 +43,18 @@ static CREDENTIAL_HEADERS: [HeaderName; 4] = [
 #[derive(Debug)]
 pub struct AiPlugin {
     targets: Vec<CompiledTarget>,
-    by_alias: HashMap<String, Schedule>,
-    all: Schedule,
+    by_alias: HashMap<String, Pool>,
+    all: Pool,
+    /// Per-target health, usage and latency, shared with the streams being served.
+    state: Arc<Shared>,
+    /// `balancer.retries`: attempts after the first.
+    retries: u32,
+    failover: Vec<FailoverCriterion>,
+    /// `balancer.hash_on_header` when the algorithm is consistent-hashing.
+    hash_header: Option<HeaderName>,
+    pick: Pick,
+    /// The algorithm needs token counts of every answer (lowest-usage, lowest-latency tpot).
+    needs_usage: bool,
     streaming: ResponseStreaming,
     max_body: u64,
     model_name_header: bool,
@@ -75,6 +89,74 @@ enum Outgoing<'t> {
     Request(reqwest::Request),
 }
 
+/// One attempt's inputs.
+struct Call<'a> {
+    client: &'a UpstreamClient,
+    target: &'a CompiledTarget,
+    model: &'a str,
+    body: &'a ChatBody,
+    stream: bool,
+    native: bool,
+    include_usage: bool,
+    headers: HeaderMap,
+    usage: &'a Arc<UsageCell>,
+    want_usage: bool,
+    started: Instant,
+    report: Report,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// The client gets this response (a success, or an error not to fail over on).
+    Answered(Response<Body>),
+    /// The target failed before anything reached the client.
+    Failed {
+        criterion: FailoverCriterion,
+        /// The request had reached the upstream (see `non_idempotent`).
+        sent: bool,
+        /// What the client gets if no other target takes the request.
+        result: Result<Response<Body>, AiError>,
+    },
+}
+
+/// Why sending failed.
+struct SendFail {
+    error: AiError,
+    criterion: FailoverCriterion,
+    sent: bool,
+}
+
+/// The failover criterion an upstream status answers to, if any.
+fn status_criterion(status: http::StatusCode) -> Option<FailoverCriterion> {
+    Some(match status.as_u16() {
+        403 => FailoverCriterion::Http403,
+        404 => FailoverCriterion::Http404,
+        429 => FailoverCriterion::Http429,
+        500 => FailoverCriterion::Http500,
+        502 => FailoverCriterion::Http502,
+        503 => FailoverCriterion::Http503,
+        504 => FailoverCriterion::Http504,
+        _ => return None,
+    })
+}
+
+/// `Retry-After` in seconds (the form providers send), capped at an hour.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let secs: f64 = h
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// True for the errors a read timeout produces.
+fn e_timeout(e: &AiError) -> bool {
+    e.code == Some("upstream_timeout")
+}
+
 /// What the proxy hands the plugin for one request.
 pub struct AiRequest<'a> {
     pub client: &'a UpstreamClient,
@@ -97,6 +179,7 @@ impl AiPlugin {
             .iter()
             .map(|t| compile_target(t, overrides))
             .collect();
+        let b = &config.balancer;
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in config.targets.iter().enumerate() {
             if let Some(alias) = &t.model.model_alias {
@@ -105,12 +188,30 @@ impl AiPlugin {
         }
         let by_alias = groups
             .into_iter()
-            .map(|(alias, members)| (alias, Schedule::new(&members, &config.targets)))
+            .map(|(alias, members)| (alias, Pool::new(members, &config.targets, b)))
             .collect();
         let everyone: Vec<usize> = (0..targets.len()).collect();
-        let b = &config.balancer;
+        let state = Arc::new(Shared {
+            health: targets.iter().map(|_| Health::default()).collect(),
+            breaker: Breaker::new(b),
+        });
         Self {
-            all: Schedule::new(&everyone, &config.targets),
+            all: Pool::new(everyone, &config.targets, b),
+            state,
+            retries: b.retries,
+            failover: b.failover_criteria.clone(),
+            hash_header: (b.algorithm == Algorithm::ConsistentHashing)
+                .then(|| {
+                    HeaderName::from_bytes(b.hash_on_header.to_ascii_lowercase().as_bytes()).ok()
+                })
+                .flatten(),
+            pick: Pick {
+                tokens: b.tokens_count_strategy,
+                latency: b.latency_strategy,
+            },
+            needs_usage: matches!(b.algorithm, Algorithm::LowestUsage)
+                || (b.algorithm == Algorithm::LowestLatency
+                    && b.latency_strategy == LatencyStrategy::Tpot),
             targets,
             by_alias,
             streaming: config.response_streaming,
@@ -170,87 +271,286 @@ impl AiPlugin {
         let by_alias = body_model
             .as_deref()
             .and_then(|m| self.by_alias.get_key_value(m));
-        let idx = by_alias.map_or(&self.all, |(_, s)| s).pick();
-        let target = &self.targets[idx];
+        let pool = by_alias.map_or(&self.all, |(_, p)| p);
         let requested_model = body_model.as_deref().map(str::to_owned);
-        let model: std::borrow::Cow<'_, str> = match (&target.model_name, body_model) {
-            (Some(n), _) => n.as_str().into(),
-            (None, Some(m)) => m,
-            (None, None) => {
-                return Err(AiError::bad_request(
-                    "model_not_found",
-                    "model parameter not found in request, nor in gateway configuration",
-                ));
+        let key = self
+            .hash_header
+            .as_ref()
+            .and_then(|h| req.headers.get(h))
+            .map(|v| v.as_bytes().to_vec());
+        let AiRequest {
+            client,
+            mut headers,
+            started,
+            facts,
+            want_usage,
+            ..
+        } = req;
+        let include_usage = stream && body.include_usage();
+        let usage = std::sync::Arc::new(UsageCell::default());
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<Result<Response<Body>, AiError>> = None;
+        for attempt in 0..=self.retries {
+            let Some(idx) = pool.pick(
+                &self.state.health,
+                &self.state.breaker,
+                key.as_deref(),
+                &tried,
+            ) else {
+                break;
+            };
+            tried.push(idx);
+            let target = &self.targets[idx];
+            let model: std::borrow::Cow<'_, str> = match (&target.model_name, &body_model) {
+                (Some(n), _) => n.as_str().into(),
+                (None, Some(m)) => m.as_ref().into(),
+                (None, None) => {
+                    return Err(AiError::bad_request(
+                        "model_not_found",
+                        "model parameter not found in request, nor in gateway configuration",
+                    ));
+                }
+            };
+            let facts = facts.get_or_insert_with(|| AiFacts {
+                requested_model: requested_model.clone(),
+                alias: by_alias.map(|(a, _)| a.clone()),
+                stream,
+                usage: usage.clone(),
+                ..AiFacts::default()
+            });
+            facts.target = Some(idx);
+            facts.provider = target.provider;
+            facts.model = model.to_string();
+            facts.log_statistics = target.log_statistics;
+            facts.input_cost = target.options.input_cost;
+            facts.output_cost = target.options.output_cost;
+            facts.tried.push(Tried {
+                provider: target.provider,
+                model: model.to_string(),
+            });
+            let last_chance = attempt == self.retries || tried.len() == pool.members.len();
+            let attempt_headers = if last_chance {
+                std::mem::take(&mut headers)
+            } else {
+                headers.clone()
+            };
+            let report = Report::new(self.state.clone(), idx, self.pick, target.cost());
+            let call = Call {
+                client,
+                target,
+                model: &model,
+                body: &body,
+                stream,
+                native,
+                include_usage,
+                headers: attempt_headers,
+                usage: &usage,
+                want_usage: want_usage || self.needs_usage,
+                started,
+                report,
+            };
+            match self.attempt(call, facts).await {
+                Attempt::Answered(r) => return Ok(r),
+                Attempt::Failed {
+                    criterion,
+                    sent,
+                    result,
+                } => {
+                    if !last_chance && self.fails_over(criterion, sent) {
+                        self.state.health[idx]
+                            .failovers
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(
+                            provider = target.provider,
+                            model = %model,
+                            ?criterion,
+                            "ai-proxy-advanced: failing over to the next target"
+                        );
+                        last = Some(result);
+                        continue;
+                    }
+                    return result;
+                }
+            }
+        }
+        match last {
+            Some(r) => r,
+            None => Err(AiError::new(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "no_healthy_target",
+                "every target of this route is unavailable (circuit breaker open or cooling down after a 429); try again later",
+            )),
+        }
+    }
+
+    /// Does a failure of this kind go on to the next target? As nginx's
+    /// `proxy_next_upstream`: the criterion must be listed, and a request that already reached
+    /// the upstream (every LLM call is a POST) is passed on only with `non_idempotent`.
+    fn fails_over(&self, criterion: FailoverCriterion, sent: bool) -> bool {
+        self.failover.contains(&criterion)
+            && (!sent || self.failover.contains(&FailoverCriterion::NonIdempotent))
+    }
+
+    /// One try against one target.
+    async fn attempt(&self, call: Call<'_>, facts: &mut AiFacts) -> Attempt {
+        let Call {
+            client,
+            target,
+            model,
+            body,
+            stream,
+            native,
+            include_usage,
+            headers,
+            usage,
+            want_usage,
+            started,
+            report,
+        } = call;
+        let kind = target.kind;
+        let prepared = async {
+            let endpoint = target.endpoint(model, stream)?;
+            let bearer = match &target.tokens {
+                Some(t) => Some(t.bearer(client.reqwest()).await?),
+                None => None,
+            };
+            let aws = match &target.signer {
+                Some(signer) => Some(signer.resolve(client.reqwest()).await?),
+                None => None,
+            };
+            self.build_upstream(
+                target,
+                kind,
+                endpoint,
+                body,
+                Upstream {
+                    model,
+                    stream,
+                    headers,
+                    native,
+                    bearer,
+                    aws,
+                },
+            )
+        };
+        let upstream = match prepared.await {
+            Ok(u) => u,
+            Err(e) => return Attempt::Answered(e.response()),
+        };
+        let sent = Instant::now();
+        let proxy_latency = sent.duration_since(started);
+        let response = match self.send(client, upstream, kind).await {
+            Ok(r) => r,
+            Err(f) => {
+                report.failure();
+                return Attempt::Failed {
+                    criterion: f.criterion,
+                    sent: f.sent,
+                    result: Err(f.error),
+                };
             }
         };
-        let include_usage = stream && body.include_usage();
-        let kind = target.kind;
-        let usage = std::sync::Arc::new(UsageCell::default());
-        *req.facts = Some(AiFacts {
-            requested_model,
-            alias: by_alias.map(|(a, _)| a.clone()),
-            target: Some(idx),
-            provider: target.provider,
-            model: model.to_string(),
-            stream,
-            upstream_latency: None,
-            usage: usage.clone(),
-            log_statistics: target.log_statistics,
-            input_cost: target.options.input_cost,
-            output_cost: target.options.output_cost,
-        });
-        let endpoint = target.endpoint(&model, stream)?;
-        let bearer = match &target.tokens {
-            Some(t) => Some(t.bearer(req.client.reqwest()).await?),
-            None => None,
-        };
-        let aws = match &target.signer {
-            Some(signer) => Some(signer.resolve(req.client.reqwest()).await?),
-            None => None,
-        };
-        let upstream = self.build_upstream(
-            target,
-            kind,
-            endpoint,
-            &body,
-            Upstream {
-                model: &model,
-                stream,
-                headers: req.headers,
-                native,
-                bearer,
-                aws,
-            },
-        )?;
-        let sent = Instant::now();
-        let proxy_latency = sent.duration_since(req.started);
-        let response = self.send(req.client, upstream, kind).await?;
         let upstream_latency = sent.elapsed();
-        if let Some(f) = req.facts.as_mut() {
-            f.upstream_latency = Some(upstream_latency);
-        }
+        facts.upstream_latency = Some(upstream_latency);
         let status = response.status();
+        if let Some(criterion) = status_criterion(status) {
+            if status == http::StatusCode::TOO_MANY_REQUESTS
+                && let Some(wait) = retry_after(response.headers())
+            {
+                report.cool_down(wait);
+            }
+            if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
+                report.failure();
+            }
+            if self.fails_over(criterion, true) {
+                // The answer is not passed on; the next target gets the request.
+                return Attempt::Failed {
+                    criterion,
+                    sent: true,
+                    result: self
+                        .respond
+                        .provider_error(target, kind, response)
+                        .await
+                        .map(|r| {
+                            self.finish(r, target, model, status, upstream_latency, proxy_latency)
+                        }),
+                };
+            }
+        } else if status.is_server_error() {
+            report.failure();
+        }
         let upstream_headers = passthrough_headers(response.headers(), target);
-        let mut out = if native {
+        let out = if native {
             self.respond
                 .native_response(target, kind, response, stream)
-                .await?
+                .await
+                .map_err(|e| (e, false))
         } else if !status.is_success() {
-            self.respond.provider_error(target, kind, response).await?
+            self.respond
+                .provider_error(target, kind, response)
+                .await
+                .map_err(|e| (e, false))
         } else if stream {
             self.respond
-                .stream_response(kind, &model, include_usage, response, usage)
-                .await?
+                .stream_response(kind, model, include_usage, response, usage.clone(), report)
+                .await
         } else {
-            let want = req.want_usage.then_some(&*usage);
-            self.respond
-                .json_response(kind, &model, response, want)
-                .await?
+            let want = want_usage.then_some(&**usage);
+            match self
+                .respond
+                .json_response(kind, model, response, want)
+                .await
+            {
+                Ok(r) => {
+                    report.success(usage.get());
+                    Ok(r)
+                }
+                Err(e) => {
+                    report.failure();
+                    let timed_out = e_timeout(&e);
+                    Err((e, timed_out))
+                }
+            }
         };
-        let h = out.headers_mut();
-        for (k, v) in upstream_headers {
-            h.entry(k).or_insert(v);
+        match out {
+            Ok(mut r) => {
+                let h = r.headers_mut();
+                for (k, v) in upstream_headers {
+                    h.entry(k).or_insert(v);
+                }
+                Attempt::Answered(self.finish(
+                    r,
+                    target,
+                    model,
+                    status,
+                    upstream_latency,
+                    proxy_latency,
+                ))
+            }
+            Err((e, timed_out)) => Attempt::Failed {
+                criterion: if timed_out {
+                    FailoverCriterion::Timeout
+                } else {
+                    FailoverCriterion::Error
+                },
+                sent: true,
+                result: Err(e),
+            },
         }
+    }
+
+    /// The headers every answer from a target carries.
+    fn finish(
+        &self,
+        mut out: Response<Body>,
+        target: &CompiledTarget,
+        model: &str,
+        status: http::StatusCode,
+        upstream_latency: Duration,
+        proxy_latency: Duration,
+    ) -> Response<Body> {
+        let h = out.headers_mut();
         if status.is_success() && self.model_name_header {
             let v = target
                 .model_header
@@ -262,7 +562,7 @@ impl AiPlugin {
         }
         h.insert(X_KONG_UPSTREAM_LATENCY, millis(upstream_latency));
         h.insert(X_KONG_PROXY_LATENCY, millis(proxy_latency));
-        Ok(out)
+        out
     }
 
     fn build_upstream<'t>(
@@ -351,7 +651,7 @@ impl AiPlugin {
         client: &UpstreamClient,
         req: Outgoing<'_>,
         kind: ProviderKind,
-    ) -> Result<UpstreamResponse, AiError> {
+    ) -> Result<UpstreamResponse, SendFail> {
         let budget = self.connect_timeout + self.write_timeout + self.read_timeout;
         let sent = async {
             match req {
@@ -364,11 +664,32 @@ impl AiPlugin {
             }
         };
         match tokio::time::timeout(budget, sent).await {
-            Err(_) => Err(timeout_error(kind)),
-            Ok(Err(e)) if e.is_timeout() => Err(timeout_error(kind)),
+            Err(_) => Err(SendFail {
+                error: timeout_error(kind),
+                criterion: FailoverCriterion::Timeout,
+                sent: true,
+            }),
             Ok(Err(e)) => {
+                let criterion = if e.is_timeout() {
+                    FailoverCriterion::Timeout
+                } else if e.is_invalid_response() {
+                    FailoverCriterion::InvalidHeader
+                } else {
+                    FailoverCriterion::Error
+                };
+                if criterion == FailoverCriterion::Timeout {
+                    return Err(SendFail {
+                        error: timeout_error(kind),
+                        criterion,
+                        sent: !e.is_connect(),
+                    });
+                }
                 tracing::warn!(provider = kind.name(), error = %e, "upstream request failed");
-                Err(unreachable_error(kind))
+                Err(SendFail {
+                    error: unreachable_error(kind),
+                    criterion,
+                    sent: !e.is_connect(),
+                })
             }
             Ok(Ok(r)) => Ok(r),
         }

@@ -14,6 +14,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 use super::AiError;
+use super::balancer::Report;
 use super::facts::UsageCell;
 use super::providers::{FrameDecoder, ProviderKind, StreamTranslator};
 use super::sse::encode_data;
@@ -168,8 +169,11 @@ impl Respond {
         Ok(r)
     }
 
-    /// Streams SSE downstream as it arrives. The 200 goes out only after the first upstream
-    /// read; a failure after that ends the stream with an error event.
+    /// Streams SSE downstream as it arrives. The client's response head is held until the
+    /// first translated event (bounded by the read timeout): a stream that fails, closes or
+    /// opens with an error event before that is an `Err` (with `true` for a timeout), so the
+    /// request can go to another target. After it, a failure ends the stream with an error
+    /// event and counts as the target's failure.
     pub(super) async fn stream_response(
         &self,
         kind: ProviderKind,
@@ -177,21 +181,36 @@ impl Respond {
         include_usage: bool,
         response: UpstreamResponse,
         usage: Arc<UsageCell>,
-    ) -> Result<Response<Body>, AiError> {
+        report: Report,
+    ) -> Result<Response<Body>, (AiError, bool)> {
         let mut decoder = FrameDecoder::for_response(kind, response.headers().get(CONTENT_TYPE));
         let mut upstream = body_stream(response);
         let mut translator = kind.stream_translator(model, include_usage);
         let mut first = Vec::new();
         while first.is_empty() && !translator.is_done() {
-            match within(self.read_timeout, upstream.next()).await {
-                Err(_) => return Err(timeout_error(kind)),
-                Ok(None) => return Err(unreachable_error(kind)),
+            let failed = match within(self.read_timeout, upstream.next()).await {
+                Err(_) => Some((timeout_error(kind), true)),
+                Ok(None) => Some((empty_stream_error(kind), false)),
                 Ok(Some(Err(e))) => {
                     tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream stream failed");
-                    return Err(unreachable_error(kind));
+                    Some((unreachable_error(kind), false))
                 }
-                Ok(Some(Ok(chunk))) => translate(&mut decoder, &mut translator, &chunk, &mut first),
+                Ok(Some(Ok(chunk))) => {
+                    translate(&mut decoder, &mut translator, &chunk, &mut first);
+                    None
+                }
+            };
+            if let Some(f) = failed {
+                report.failure();
+                return Err(f);
             }
+        }
+        if first
+            .first()
+            .is_some_and(|f| f.starts_with(b"data: {\"error\""))
+        {
+            report.failure();
+            return Err((empty_stream_error(kind), false));
         }
         let read_timeout = self.read_timeout;
         let body = async_stream::stream! {
@@ -199,6 +218,7 @@ impl Respond {
                 yield Ok::<Bytes, std::convert::Infallible>(frame);
             }
             let mut out = Vec::new();
+            let mut broke = false;
             while !translator.is_done() {
                 match within(read_timeout, upstream.next()).await {
                     Ok(Some(Ok(chunk))) => translate(&mut decoder, &mut translator, &chunk, &mut out),
@@ -210,6 +230,7 @@ impl Respond {
                         }
                         translator.on_close(&mut out);
                         if !translator.is_done() {
+                            broke = true;
                             out.push(stream_error(kind, "the upstream provider closed the stream before it finished"));
                         }
                         for frame in out.drain(..) {
@@ -219,6 +240,7 @@ impl Respond {
                     }
                     Ok(Some(Err(e))) => {
                         tracing::warn!(provider = kind.name(), error = %e.without_url(), "upstream stream broke");
+                        broke = true;
                         out.push(stream_error(kind, "the connection to the upstream provider broke mid-stream"));
                         for frame in out.drain(..) {
                             yield Ok(frame);
@@ -226,6 +248,7 @@ impl Respond {
                         break;
                     }
                     Err(_) => {
+                        broke = true;
                         out.push(stream_error(kind, "the upstream provider stopped sending within the read timeout"));
                         for frame in out.drain(..) {
                             yield Ok(frame);
@@ -237,8 +260,14 @@ impl Respond {
                     yield Ok(frame);
                 }
             }
-            if let Some(u) = translator.usage() {
+            let u = translator.usage();
+            if let Some(u) = u {
                 usage.set(u);
+            }
+            if broke {
+                report.failure();
+            } else {
+                report.success(u);
             }
         };
         let mut r = Response::new(Body::from_stream(body));
@@ -350,6 +379,19 @@ pub(super) fn timeout_error(kind: ProviderKind) -> AiError {
         "upstream_timeout",
         format!(
             "the {} provider did not answer within the configured timeout",
+            kind.name()
+        ),
+    )
+}
+
+/// A stream that ended, or opened with an error event, before its first content.
+fn empty_stream_error(kind: ProviderKind) -> AiError {
+    AiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+        "empty_stream",
+        format!(
+            "the {} provider ended the stream before its first event",
             kind.name()
         ),
     )

@@ -44,6 +44,11 @@ pub(super) struct CompiledTarget {
 
 impl CompiledTarget {
     /// Where one request goes, or the 500 for a target that cannot be used.
+    /// `(input_cost, output_cost)` per million tokens, when both are configured.
+    pub(super) fn cost(&self) -> Option<(f64, f64)> {
+        self.options.input_cost.zip(self.options.output_cost)
+    }
+
     pub(super) fn endpoint(&self, model: &str, stream: bool) -> Result<Endpoint<'_>, AiError> {
         match (&self.url, &self.plain) {
             (Ok(_), Some(ep)) => Ok(Endpoint::Plain(ep)),

@@ -144,6 +144,7 @@ pub fn serialize(r: &LogRecord) -> Value {
                 "alias": ai.alias,
             },
             "usage": usage,
+            "tried_targets": ai.tried.iter().map(|t| json!({"provider": t.provider, "model": t.model})).collect::<Vec<_>>(),
         }});
     }
     entry

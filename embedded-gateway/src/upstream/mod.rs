@@ -52,6 +52,20 @@ impl SendError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Reqwest(e) if e.is_timeout())
     }
+
+    /// The connection was never made, so the request never left.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Connect(_) => true,
+            Self::Reqwest(e) => e.is_connect(),
+            Self::Plain(_) => false,
+        }
+    }
+
+    /// The upstream answered with bytes that are not an HTTP response.
+    pub fn is_invalid_response(&self) -> bool {
+        matches!(self, Self::Plain(h1::Failure::Protocol(_)))
+    }
 }
 
 impl Default for UpstreamClient {
