@@ -133,12 +133,19 @@ pub enum FailoverCriterion {
     Error,
     Timeout,
     InvalidHeader,
+    #[serde(rename = "http_403")]
     Http403,
+    #[serde(rename = "http_404")]
     Http404,
+    #[serde(rename = "http_429")]
     Http429,
+    #[serde(rename = "http_500")]
     Http500,
+    #[serde(rename = "http_502")]
     Http502,
+    #[serde(rename = "http_503")]
     Http503,
+    #[serde(rename = "http_504")]
     Http504,
     NonIdempotent,
 }

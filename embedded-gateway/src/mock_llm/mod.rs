@@ -7,8 +7,9 @@
 //! `AssumeRole` (a form POST with `Action=AssumeRole`), so Vertex and role-based Bedrock auth
 //! run offline.
 //!
-//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, or header
-//! `x-mock-fault: 429|500|slow|reset`. `x-mock-delay-ms` sets the slow first-byte delay
+//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, `mock-reset-early`, or
+//! header `x-mock-fault: 429|500|slow|reset|reset-early` (`reset-early` cuts a stream before its
+//! first event). `x-mock-delay-ms` sets the slow first-byte delay
 //! (default 1500) and `x-mock-chunk-delay-ms` the pause between stream events (default 0).
 
 mod answer;
@@ -64,6 +65,8 @@ pub enum Fault {
     ServerError,
     Slow,
     Reset,
+    /// The connection is cut after the response head, before any body.
+    ResetEarly,
 }
 
 /// Stream pacing and faults for one request.
@@ -90,6 +93,7 @@ impl Plan {
             "500" => Some(Fault::ServerError),
             "slow" => Some(Fault::Slow),
             "reset" => Some(Fault::Reset),
+            "reset-early" => Some(Fault::ResetEarly),
             _ => None,
         };
         let ms = |h: &str, default: u64| {
@@ -270,7 +274,11 @@ fn sse_response(state: &Shared, events: Vec<Bytes>, plan: Plan) -> Response {
         state: state.clone(),
         completed: false,
     };
-    let reset_at = matches!(plan.fault, Some(Fault::Reset)).then_some(events.len() / 2);
+    let reset_at = match plan.fault {
+        Some(Fault::Reset) => Some(events.len() / 2),
+        Some(Fault::ResetEarly) => Some(0),
+        _ => None,
+    };
     let stream = async_stream::stream! {
         for (i, ev) in events.into_iter().enumerate() {
             if reset_at == Some(i) {
@@ -295,11 +303,13 @@ fn sse_response(state: &Shared, events: Vec<Bytes>, plan: Plan) -> Response {
 
 /// A non-streamed body, cut mid-way with the `reset` fault.
 fn body_response(body: Value, plan: Plan) -> Response {
-    if plan.fault != Some(Fault::Reset) {
-        return json_response(StatusCode::OK, body);
-    }
+    let cut = match plan.fault {
+        Some(Fault::Reset) => 2,
+        Some(Fault::ResetEarly) => usize::MAX,
+        _ => return json_response(StatusCode::OK, body),
+    };
     let text = body.to_string().into_bytes();
-    let half = Bytes::from(text[..text.len() / 2].to_vec());
+    let half = Bytes::from(text[..text.len() / cut].to_vec());
     let stream = async_stream::stream! {
         yield Ok::<Bytes, std::io::Error>(half);
         tokio::time::sleep(Duration::from_millis(50)).await;
