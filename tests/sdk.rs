@@ -148,3 +148,97 @@ fn the_real_sdks_chat_and_stream_through_the_gateway_for_openai_and_anthropic_ta
         format!("{base}/anthropic-native"),
     ]);
 }
+
+/// The recipe with a first `fast` target whose provider refuses connections.
+const FAILOVER_CONFIG: &str = r#"_format_version: "3.0"
+services:
+  - name: basic-llm-routing
+    url: http://localhost:32000
+    routes:
+      - {name: basic-llm-routing, paths: [/basic-llm-routing]}
+    plugins:
+      - name: key-auth
+        config: {key_names: [apikey], hide_credentials: true}
+      - name: ai-proxy-advanced
+        config:
+          balancer: {algorithm: priority, retries: 2}
+          targets:
+            - route_type: llm/v1/chat
+              weight: 100
+              auth: {header_name: Authorization, header_value: Bearer sk-sdk-test}
+              model: {provider: openai, name: gpt-4o-mini, model_alias: fast, options: {upstream_url: "http://DEAD/v1/chat/completions"}}
+            - route_type: llm/v1/chat
+              weight: 10
+              auth: {header_name: Authorization, header_value: Bearer sk-sdk-test}
+              model: {provider: openai, name: gpt-4o-mini-backup, model_alias: fast, options: {upstream_url: "http://MOCK/v1/chat/completions"}}
+            - route_type: llm/v1/chat
+              auth: {header_name: Authorization, header_value: Bearer sk-sdk-test}
+              model: {provider: openai, name: gpt-4o, model_alias: smart, options: {upstream_url: "http://MOCK/v1/chat/completions"}}
+consumers:
+  - username: demo-app
+    keyauth_credentials: [{key: demo-api-key}]
+"#;
+
+#[test]
+fn demo_py_keeps_answering_fast_while_its_first_target_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    // A bound socket that never listens: connects to it are refused while it lives.
+    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    dead.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let dead_addr = dead.local_addr().unwrap().as_socket().unwrap();
+    let mock_addr = format!("127.0.0.1:{mock}");
+    let config = dir.path().join("kong.yaml");
+    std::fs::write(
+        &config,
+        FAILOVER_CONFIG
+            .replace("DEAD", &dead_addr.to_string())
+            .replace("MOCK", &mock_addr),
+    )
+    .unwrap();
+    let _mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
+    let _gateway = start(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--proxy-listen",
+            &format!("127.0.0.1:{proxy}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        "proxy listening",
+    );
+    let out = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/demo.py"))
+        .env("PROXY_URL", format!("http://127.0.0.1:{proxy}"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run demo.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("The capital of France is Paris."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("alias='fast' -> upstream model=openai/gpt-4o-mini-backup"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("alias='smart' -> upstream model=openai/gpt-4o"),
+        "{stdout}"
+    );
+}

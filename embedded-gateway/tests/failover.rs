@@ -300,3 +300,41 @@ async fn consistent_hashing_keeps_a_user_on_one_target() {
         }
     }
 }
+
+#[tokio::test]
+async fn failover_crosses_providers_and_translates_the_request_again() {
+    let s = stack(
+        |m| {
+            vec![
+                weighted("mock-500", m, 100),
+                json!({"route_type": "llm/v1/chat", "weight": 10,
+                       "auth": {"header_name": "x-api-key", "header_value": "sk-ant-test"},
+                       "model": {"provider": "anthropic", "name": "claude-3-5-haiku", "model_alias": "fast",
+                                 "options": {"anthropic_version": "2023-06-01",
+                                             "upstream_url": format!("http://{m}/v1/messages")}}}),
+            ]
+        },
+        json!({"failover_criteria": EVERYTHING, "algorithm": "priority"}),
+    )
+    .await;
+    let res = s.chat(hello("fast")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-kong-llm-model"],
+        "anthropic/claude-3-5-haiku"
+    );
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(
+        answer["object"], "chat.completion",
+        "OpenAI format back: {answer}"
+    );
+    let reqs = s.upstream_requests().await;
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0]["path"], "/v1/chat/completions");
+    assert_eq!(reqs[1]["path"], "/v1/messages");
+    assert!(
+        reqs[1]["body"]["max_tokens"].is_number(),
+        "Anthropic's shape: {}",
+        reqs[1]["body"]
+    );
+}
