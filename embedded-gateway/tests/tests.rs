@@ -6,6 +6,7 @@ mod admin_control_planes;
 mod admin_dbless;
 mod admin_swap;
 mod ai_proxy;
+mod hardening;
 mod mock_llm_wire;
 mod providers;
 mod providers_wire;

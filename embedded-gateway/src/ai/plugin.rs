@@ -240,7 +240,7 @@ impl AiPlugin {
     }
 
     async fn try_run(&self, req: AiRequest<'_>) -> Result<Response<Body>, AiError> {
-        let body = ChatBody::parse(req.body).map_err(|_| bad_json())?;
+        let body = ChatBody::parse(req.body)?; // hardening: UTF-8, depth and object checks
         let native = self.native.is_some();
         if !native && !body.has_messages() {
             return Err(AiError::bad_request(

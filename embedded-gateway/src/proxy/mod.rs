@@ -22,7 +22,8 @@ use hyper::body::Incoming;
 use crate::ai::plugin::{AiRequest, bad_json, error_response, too_large};
 use crate::ai::upstream::UpstreamClient;
 use crate::snapshot::ConfigSnapshot;
-use body::{BodyError, RequestBody};
+pub use body::BodyTimeouts;
+use body::{BodyError, BodyTimedOut, RequestBody, TimedBody};
 use compile::Compiled;
 use key_auth::{Authenticated, Rejection};
 pub use response::{
@@ -36,6 +37,8 @@ pub struct ProxyOptions {
     /// Provider name → base URL that replaces the provider's default endpoint
     /// (`serve --upstream-override openai=http://127.0.0.1:9090`).
     pub upstream_overrides: HashMap<String, String>,
+    /// How slowly a client may send a request body (hardening: 408 past it).
+    pub client_body: BodyTimeouts,
 }
 
 /// The proxy. Cheap to clone; all clones share the current route table and one pooled
@@ -156,7 +159,8 @@ impl Proxy {
             || route.key_auth.as_ref().is_some_and(|k| k.reads_body());
         let mut payload = if needs_body {
             let limit = route.ai.as_ref().map_or(0, |a| a.max_body());
-            match read_body(&parts.headers, incoming, limit, started).await {
+            let timeouts = self.options.client_body;
+            match read_body(&parts.headers, incoming, limit, timeouts, started).await {
                 Ok(b) => Payload::Buffered(b),
                 Err(res) => return res,
             }
@@ -203,9 +207,13 @@ impl Proxy {
         }
         let upstream_body = match payload {
             Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
-            Payload::Streaming(inc) => {
+            // hardening: a streamed body is timed too, unless there is none.
+            Payload::Streaming(inc) if http_body::Body::is_end_stream(&inc) => {
                 reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc))
             }
+            Payload::Streaming(inc) => reqwest::Body::wrap_stream(
+                http_body_util::BodyDataStream::new(TimedBody::new(inc, self.options.client_body)),
+            ),
         };
         let fwd = plain::Forward {
             route,
@@ -236,13 +244,14 @@ async fn read_body(
     headers: &HeaderMap,
     incoming: Incoming,
     limit: u64,
+    timeouts: BodyTimeouts,
     started: Instant,
 ) -> Result<RequestBody, Response<Body>> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    RequestBody::read(incoming, declared, limit)
+    RequestBody::read(incoming, declared, limit, timeouts)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge(n) => {
@@ -253,7 +262,22 @@ async fn read_body(
                 "request body could not be read",
                 started,
             ),
+            BodyError::TimedOut(_) => body_timed_out(started),
         })
+}
+
+/// hardening: the 408 for a body the client did not send in time (Kong's message); the
+/// connection closes, since the rest of the body may still arrive.
+pub(crate) fn body_timed_out(started: Instant) -> Response<Body> {
+    let mut r = response::gateway(StatusCode::REQUEST_TIMEOUT, "Request timeout", started);
+    r.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// hardening: whether an upstream send failed because the client's streamed body timed out.
+pub(crate) fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    BodyTimedOut::caused(e)
 }
 
 fn reject(r: &Rejection, www: HeaderValue, started: Instant) -> Response<Body> {
