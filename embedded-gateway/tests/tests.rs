@@ -15,4 +15,5 @@ mod proxy_key_auth;
 mod proxy_plugins;
 mod proxy_routing;
 mod schemas;
+mod secret_canary;
 mod server;

@@ -5,6 +5,7 @@ pub mod chat_body;
 pub mod h1;
 pub mod plugin;
 pub mod providers;
+pub mod scrub;
 pub mod sse;
 pub mod types;
 pub mod upstream;

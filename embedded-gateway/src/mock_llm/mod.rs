@@ -7,8 +7,10 @@
 //! `AssumeRole` (a form POST with `Action=AssumeRole`), so Vertex and role-based Bedrock auth
 //! run offline.
 //!
-//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, or header
-//! `x-mock-fault: 429|500|slow|reset`. `x-mock-delay-ms` sets the slow first-byte delay
+//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, `mock-echo-key`, or
+//! header `x-mock-fault: 429|500|slow|reset|echo-key`. `echo-key` (OpenAI endpoint) echoes the
+//! credential it received, as OpenAI does for a wrong key: masked in a 401's message, whole in
+//! an `x-mock-echo-key` response header, and whole in a mid-stream error event when streaming. `x-mock-delay-ms` sets the slow first-byte delay
 //! (default 1500) and `x-mock-chunk-delay-ms` the pause between stream events (default 0).
 
 mod answer;
@@ -64,6 +66,7 @@ pub enum Fault {
     ServerError,
     Slow,
     Reset,
+    EchoKey,
 }
 
 /// Stream pacing and faults for one request.
@@ -90,6 +93,7 @@ impl Plan {
             "500" => Some(Fault::ServerError),
             "slow" => Some(Fault::Slow),
             "reset" => Some(Fault::Reset),
+            "echo-key" => Some(Fault::EchoKey),
             _ => None,
         };
         let ms = |h: &str, default: u64| {
