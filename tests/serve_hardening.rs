@@ -1,6 +1,6 @@
 //! `gantry serve`'s request-body limits as a user sets them: `--client-body-timeout` and
-//! `--client-body-min-rate` are honoured (a stalled body gets 408) and bad values are refused
-//! with one line naming the flag.
+//! `--client-body-min-rate` are honoured (a stalled body gets 408), bad values are refused
+//! with one line naming the flag, and an early 413 reaches a client still sending its body.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -65,4 +65,42 @@ fn bad_body_limit_values_are_refused_naming_the_flag() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{flag} {value}: {err}");
     }
+}
+
+#[test]
+fn an_early_413_reaches_a_client_that_is_still_sending() {
+    // The gateway answers from the declared length without reading the body. Closing with the
+    // body unread makes the kernel reset the connection, and an HTTP client still writing
+    // (reqwest here, the SDKs' clients alike) sees a broken pipe instead of the 413; the
+    // gateway lingers, reading and discarding, so the answer arrives.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kong.yaml");
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nservices:\n- name: llm\n  url: http://localhost:32000\n  routes:\n  - name: chat\n    paths: [/chat]\n  plugins:\n  - name: ai-proxy-advanced\n    config:\n      max_request_body_size: 1024\n      targets:\n      - route_type: llm/v1/chat\n        auth: {header_name: Authorization, header_value: Bearer sk-x}\n        model: {provider: openai, name: gpt-4o-mini}\n",
+    )
+    .unwrap();
+    let (served, proxy, _) = crate::battery::start_serve(
+        &dir.path().join("data"),
+        &dir.path().join("serve.log"),
+        &["--config", file.to_str().unwrap()],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("http://{proxy}/chat");
+    let statuses: Vec<Result<u16, String>> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            let res = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 10 * 1024 * 1024])
+                .send()
+                .await;
+            out.push(res.map(|r| r.status().as_u16()).map_err(|e| e.to_string()));
+        }
+        out
+    });
+    drop(served);
+    assert!(statuses.iter().all(|r| r == &Ok(413)), "{statuses:?}");
 }

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod battery;
 mod namespaces;
 mod quickstart;
 mod reconcile;

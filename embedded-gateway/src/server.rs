@@ -143,7 +143,7 @@ pub async fn serve<H, F, B>(
             }
         });
         let io = TokioIo::new(Watched {
-            inner: stream,
+            inner: Some(stream),
             activity: activity.clone(),
         });
         let conn: Pin<Box<dyn Future<Output = ()> + Send>> = match protocols {
@@ -378,10 +378,59 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records activity on every read and write.
+/// A TCP stream that records activity on every read and write. Dropped with unread bytes from
+/// the client (a response that did not read the whole request, like an early 413), it lingers:
+/// see [`linger`].
 struct Watched {
-    inner: TcpStream,
+    /// Always `Some` until dropped.
+    inner: Option<TcpStream>,
     activity: Activity,
+}
+
+fn gone() -> io::Error {
+    io::Error::from(io::ErrorKind::NotConnected)
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let Some(stream) = self.inner.take() else {
+            return;
+        };
+        // Closing a socket with unread input makes the kernel send RST, which can destroy the
+        // response still in flight to the client (an early 413 or 408 never arrives). Only
+        // then is the close deferred.
+        let mut probe = [0u8; 1];
+        if matches!(stream.try_read(&mut probe), Ok(n) if n > 0)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(linger(stream));
+        }
+    }
+}
+
+/// How long, in all, a closing connection keeps reading (and discarding) what the client still
+/// sends, and how long it waits for each read (nginx's `lingering_time`/`lingering_timeout`,
+/// shorter).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_READ: Duration = Duration::from_millis(500);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// nginx's lingering close: half-close, then read and discard until the client closes, stops
+/// sending for [`LINGER_READ`], or [`LINGER_TIME`] / [`LINGER_BYTES`] run out.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        let wait = deadline.min(tokio::time::Instant::now() + LINGER_READ);
+        match tokio::time::timeout_at(wait, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => break,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -391,7 +440,10 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.read();
         }
@@ -405,7 +457,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();
         }
@@ -413,11 +468,17 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_write_vectored(
@@ -425,7 +486,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();
         }
@@ -433,6 +497,6 @@ impl AsyncWrite for Watched {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 }
