@@ -427,6 +427,14 @@ pub struct ServeArgs {
     /// Proxy worker threads, each with its own event loop (default: one per CPU core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Longest wait for the next bytes of a request body before answering 408, like Kong's
+    /// `client_body_timeout`: seconds, or with a unit (`60s`, `500ms`); `0` disables.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub client_body_timeout: String,
+    /// Slowest request body rate accepted, in bytes per second: a body may take the body
+    /// timeout plus one second per this many bytes in all; `0` disables.
+    #[arg(long, default_value_t = 500, value_name = "BYTES")]
+    pub client_body_min_rate: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 mod util;
 
 mod admin_state;
+mod battery;
 mod help;
 mod layers;
 mod live_refs;
@@ -15,6 +16,7 @@ mod render;
 mod sdk;
 mod seed_flow;
 mod serve;
+mod serve_hardening;
 mod tags;
 mod template;
 mod validate;

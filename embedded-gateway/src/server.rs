@@ -5,6 +5,12 @@
 //! nothing, that sits idle between requests, or whose request head trickles in too slowly
 //! (slowloris) is closed. The HTTP/1 listener installs no hyper timer, so a keep-alive request
 //! costs no timer registration; the h2c-capable listener also keeps hyper's own header timer.
+//!
+//! Before a handler sees an HTTP/1 request, its head is checked against RFC 9112: exactly one
+//! valid `Host` (none is allowed on HTTP/1.0 only), else 400; and a head larger than
+//! [`Limits::max_header_bytes`], measured as the bytes of its request line and field lines,
+//! else 431. hyper's own read-buffer limit only bounds memory: it admits heads up to about one
+//! and a half times its size.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,9 +82,10 @@ pub async fn serve<H, F, B>(
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + From<&'static str> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let max_head = limits.max_header_bytes;
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // Head and body go out in one buffer, one `send` per response; the watchdog owns the
     // header-read timeout, so hyper arms no timer per request.
@@ -121,16 +128,22 @@ pub async fn serve<H, F, B>(
         let handler = handler.clone();
         let tracker = activity.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let fut = handler(req, remote);
             let guard = tracker.begin_request();
+            let fut = match check_head(&req, max_head) {
+                Ok(()) => Ok(handler(req, remote)),
+                Err(refusal) => Err(refusal),
+            };
             async move {
-                let res = fut.await;
+                let res = match fut {
+                    Ok(fut) => fut.await,
+                    Err(refusal) => refusal.response(),
+                };
                 drop(guard);
                 Ok::<_, Infallible>(res)
             }
         });
         let io = TokioIo::new(Watched {
-            inner: stream,
+            inner: Some(stream),
             activity: activity.clone(),
         });
         let conn: Pin<Box<dyn Future<Output = ()> + Send>> = match protocols {
@@ -165,6 +178,104 @@ pub async fn serve<H, F, B>(
             tracing::warn!("drain timeout reached; closing remaining connections");
         }
     }
+}
+
+/// Why a request head is refused before any handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, any request with two, or one whose
+    /// value is not a valid `uri-host [ ":" port ]`.
+    BadHost,
+    /// The head is larger than [`Limits::max_header_bytes`].
+    HeadTooLarge,
+}
+
+impl Refusal {
+    fn response<B: From<&'static str>>(self) -> Response<B> {
+        let (status, body) = match self {
+            Refusal::BadHost => (
+                http::StatusCode::BAD_REQUEST,
+                r#"{"message":"Bad request: exactly one valid Host header is required"}"#,
+            ),
+            Refusal::HeadTooLarge => (
+                http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                r#"{"message":"Request header fields too large"}"#,
+            ),
+        };
+        let mut res = Response::new(B::from(body));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        // The rest of the connection cannot be trusted to be framed as the client meant.
+        h.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        res
+    }
+}
+
+/// The RFC 9112 checks hyper leaves to the server, on HTTP/1 requests only (HTTP/2 carries the
+/// authority in `:authority` and its header list size is bounded by hyper).
+fn check_head<T>(req: &Request<T>, max_head: usize) -> Result<(), Refusal> {
+    let version = req.version();
+    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
+        return Ok(());
+    }
+    let headers = req.headers();
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(Refusal::BadHost),
+        (None, _) if version == http::Version::HTTP_11 => return Err(Refusal::BadHost),
+        (Some(h), None) if !valid_host(h.as_bytes()) => return Err(Refusal::BadHost),
+        _ => {}
+    }
+    // Request line: method SP request-target SP HTTP-version CRLF.
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let mut size = req.method().as_str().len() + 1 + target + 1 + 8 + 2 + 2;
+    // Field lines: name ": " value CRLF; the final CRLF is counted above.
+    for (name, value) in headers {
+        size += name.as_str().len() + value.len() + 4;
+    }
+    if size > max_head {
+        return Err(Refusal::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2): reg-name or IP literal characters only.
+/// Empty is valid (a target URI without authority).
+fn valid_host(v: &[u8]) -> bool {
+    v.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
 }
 
 /// The time limits the watchdog enforces on one connection.
@@ -267,10 +378,59 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records activity on every read and write.
+/// A TCP stream that records activity on every read and write. Dropped with unread bytes from
+/// the client (a response that did not read the whole request, like an early 413), it lingers:
+/// see [`linger`].
 struct Watched {
-    inner: TcpStream,
+    /// Always `Some` until dropped.
+    inner: Option<TcpStream>,
     activity: Activity,
+}
+
+fn gone() -> io::Error {
+    io::Error::from(io::ErrorKind::NotConnected)
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let Some(stream) = self.inner.take() else {
+            return;
+        };
+        // Closing a socket with unread input makes the kernel send RST, which can destroy the
+        // response still in flight to the client (an early 413 or 408 never arrives). Only
+        // then is the close deferred.
+        let mut probe = [0u8; 1];
+        if matches!(stream.try_read(&mut probe), Ok(n) if n > 0)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(linger(stream));
+        }
+    }
+}
+
+/// How long, in all, a closing connection keeps reading (and discarding) what the client still
+/// sends, and how long it waits for each read (nginx's `lingering_time`/`lingering_timeout`,
+/// shorter).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_READ: Duration = Duration::from_millis(500);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// nginx's lingering close: half-close, then read and discard until the client closes, stops
+/// sending for [`LINGER_READ`], or [`LINGER_TIME`] / [`LINGER_BYTES`] run out.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        let wait = deadline.min(tokio::time::Instant::now() + LINGER_READ);
+        match tokio::time::timeout_at(wait, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => break,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -280,7 +440,10 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.read();
         }
@@ -294,7 +457,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();
         }
@@ -302,11 +468,17 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        match self.inner.as_mut() {
+            Some(inner) => Pin::new(inner).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_write_vectored(
@@ -314,7 +486,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let res = Pin::new(inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.wrote();
         }
@@ -322,6 +497,6 @@ impl AsyncWrite for Watched {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 }

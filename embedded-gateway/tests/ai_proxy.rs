@@ -269,6 +269,8 @@ async fn provider_errors_pass_through_with_status_in_the_openai_envelope() {
     assert!(res.headers().get("x-kong-llm-model").is_none());
     let v = error_body(res, 429).await;
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    // The 429's `Retry-After: 1` takes the openai target out for a second; wait it out.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // No alias matches `mock-*`: the round-robin takes turns, so the next unmatched request
     // goes to the anthropic target and the one after it back to openai.
     assert_eq!(

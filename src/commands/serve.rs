@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use embedded_gateway::GatewayConfig;
-use embedded_gateway::proxy::ProxyOptions;
+use embedded_gateway::proxy::{BodyTimeouts, ProxyOptions};
 use embedded_gateway::snapshot::ConfigSnapshot;
 
 use crate::cli::ServeArgs;
@@ -49,11 +50,36 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     config.proxy_workers = args.workers.unwrap_or(cores).max(1) - 1;
     config.proxy_options = ProxyOptions {
         upstream_overrides: parse_overrides(&args.upstream_override)?,
+        client_body: BodyTimeouts {
+            idle: parse_duration("--client-body-timeout", &args.client_body_timeout)?,
+            min_rate: args.client_body_min_rate,
+        },
     };
     if !args.config.is_empty() {
         config.dbless = Some(load_dbless(&args.config)?);
     }
     Ok(config)
+}
+
+/// `60`, `60s` or `500ms` → a duration.
+pub fn parse_duration(flag: &str, raw: &str) -> anyhow::Result<Duration> {
+    let invalid = || {
+        anyhow::anyhow!(
+            "invalid {flag} '{raw}': expected seconds or a number with ms/s, like 60s or 500ms"
+        )
+    };
+    let (digits, scale) = if let Some(ms) = raw.strip_suffix("ms") {
+        (ms, 1)
+    } else {
+        (raw.strip_suffix('s').unwrap_or(raw), 1000)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    n.checked_mul(scale)
+        .map(Duration::from_millis)
+        .ok_or_else(invalid)
 }
 
 /// `127.0.0.1:8001`, `localhost:8001` or `[::1]:8001` → a socket address.

@@ -2,6 +2,10 @@
 //! top-level fields routing needs (`model`, `stream`, `messages`, …) without building a JSON
 //! tree, and an in-place rewrite of those fields for OpenAI-format upstreams, so the common
 //! request is never parsed into a tree and serialised again.
+//!
+//! Before the scan, the whole body is checked in one cheap pass each: valid UTF-8 (SIMD), and
+//! nested no deeper than [`MAX_DEPTH`] (a byte walk that skips string contents), so that no
+//! byte the scan skips (unknown fields, `tools`, nested values) reaches a provider unchecked.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -50,21 +54,56 @@ pub struct ChatBody {
     members: bool,
 }
 
-/// The body is not a JSON object.
-#[derive(Debug, thiserror::Error)]
-#[error("the body is not a JSON object")]
-pub struct NotAnObject;
+/// Deepest nesting of arrays and objects a chat body may have, the top-level object being
+/// level 1. It is serde_json's own recursion limit (a 128th level fails to parse), so every
+/// body that passes also parses whole for the translators that rebuild it.
+pub const MAX_DEPTH: usize = 127;
+
+/// Why a body is not a chat body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadBody {
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("the body nests arrays and objects more than {MAX_DEPTH} levels deep")]
+    TooDeep,
+    #[error("the body is not a JSON object")]
+    NotAnObject,
+}
+
+impl From<BadBody> for super::AiError {
+    fn from(e: BadBody) -> Self {
+        match e {
+            BadBody::NotAnObject => super::AiError::bad_json(),
+            BadBody::NotUtf8 => super::AiError::bad_request(
+                "invalid_json",
+                "bad JSON formatting: the request body is not valid UTF-8",
+            ),
+            BadBody::TooDeep => super::AiError::bad_request(
+                "invalid_json",
+                format!(
+                    "the request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+                ),
+            ),
+        }
+    }
+}
 
 impl ChatBody {
-    /// Scans `raw`, which must be one JSON object (any whitespace around it).
-    pub fn parse(raw: Bytes) -> Result<Self, NotAnObject> {
-        let mut de = serde_json::Deserializer::from_slice(&raw);
+    /// Scans `raw`, which must be one JSON object (any whitespace around it), valid UTF-8
+    /// throughout and nested at most [`MAX_DEPTH`] levels deep.
+    pub fn parse(raw: Bytes) -> Result<Self, BadBody> {
+        let text = simdutf8::basic::from_utf8(&raw).map_err(|_| BadBody::NotUtf8)?;
+        if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
+            return Err(BadBody::TooDeep);
+        }
+        // From the checked `str`, serde_json does not validate UTF-8 again per value.
+        let mut de = serde_json::Deserializer::from_str(text);
         let scan = de
             .deserialize_map(ScanVisitor {
                 base: raw.as_ptr() as usize,
             })
-            .map_err(|_| NotAnObject)?;
-        de.end().map_err(|_| NotAnObject)?;
+            .map_err(|_| BadBody::NotAnObject)?;
+        de.end().map_err(|_| BadBody::NotAnObject)?;
         Ok(Self {
             raw,
             spans: scan.spans,
@@ -170,6 +209,42 @@ impl ChatBody {
     }
 }
 
+/// Whether arrays and objects in `json` nest deeper than `max` anywhere outside strings. One
+/// pass, no recursion: string contents are skipped with `memchr`; malformed JSON is left for
+/// the parser to refuse.
+fn nesting_exceeds(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'"' => {
+                // Skip to the closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &json[i.min(json.len())..]) {
+                        None => return false,
+                        Some(at) if json[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// A value the rewrite writes.
 enum Piece<'a> {
     Str(&'a str),
@@ -268,6 +343,71 @@ mod tests {
     fn rewrite(s: &str, model: &str, stream: bool, defaults: &[(Field, &str, Value)]) -> Value {
         let out = body(s).rewrite_openai(model, stream, defaults).unwrap();
         serde_json::from_slice(&out).unwrap()
+    }
+
+    fn nested(levels: usize, open: &str, close: &str) -> String {
+        format!(
+            "{{\"model\":\"m\",\"x\":{}1{}}}",
+            open.repeat(levels - 1),
+            close.repeat(levels - 1)
+        )
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_accepted_and_parses_whole() {
+        for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+            let b = body(&nested(MAX_DEPTH, open, close));
+            assert_eq!(b.model().as_deref(), Some("m"));
+            assert!(
+                !b.to_map().is_empty(),
+                "serde_json parses the deepest accepted body"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_refused_without_recursion() {
+        for levels in [MAX_DEPTH + 1, 129, 10_000, 400_000] {
+            for (open, close) in [("[", "]"), ("{\"k\":", "}")] {
+                let raw = Bytes::from(nested(levels, open, close));
+                assert_eq!(
+                    ChatBody::parse(raw).err(),
+                    Some(BadBody::TooDeep),
+                    "{levels}"
+                );
+            }
+        }
+        // Unclosed: refused as soon as the limit is crossed.
+        let raw = Bytes::from(format!("{{\"messages\":{}", "[".repeat(400_000)));
+        assert_eq!(ChatBody::parse(raw).err(), Some(BadBody::TooDeep));
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count_as_nesting() {
+        let deep_text = "[{".repeat(1000);
+        let src = format!(
+            r#"{{"messages":[{{"role":"user","content":"{deep_text} \" [[ \\"}}],"k":"\\"}}"#
+        );
+        let b = body(&src);
+        assert!(b.has_messages());
+        assert!(!nesting_exceeds(br#"{"a":"\\\"[[[["}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",[[]]}"#, 2));
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_refused() {
+        for bad in [
+            &b"{\"model\":\"m\xff\",\"messages\":[1]}"[..],
+            b"{\"model\":\"m\",\"messages\":[1],\"unknown\":\"\xc3\x28\"}",
+            b"{\"model\":\"m\",\"messages\":[1],\"tools\":[{\"a\":{\"b\":\"\xed\xa0\x80\"}}]}",
+            b"{\"model\":\"m\",\"messages\":[1],\"\xf0\x28\x8c\x28\":1}",
+        ] {
+            assert_eq!(
+                ChatBody::parse(Bytes::copy_from_slice(bad)).err(),
+                Some(BadBody::NotUtf8),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod plugin;
 pub mod providers;
 mod respond;
+pub mod scrub;
 pub mod sse;
 mod targets;
 pub mod types;

@@ -18,7 +18,9 @@ use super::balancer::{Breaker, Health, Pick, Pool, Report, Shared};
 use super::chat_body::ChatBody;
 use super::facts::{AiFacts, Tried, UsageCell};
 use super::providers::{self, ProviderKind};
-use super::respond::{Respond, passthrough_headers, timeout_error, unreachable_error};
+use super::respond::{
+    Respond, passthrough_headers, scrub_stream, timeout_error, unreachable_error,
+};
 use super::targets::{CompiledTarget, Endpoint, compile_target};
 use crate::ai::config::{
     AiProxyAdvancedConfig, Algorithm, FailoverCriterion, LatencyStrategy, LlmFormat, ParamLocation,
@@ -247,7 +249,7 @@ impl AiPlugin {
     }
 
     async fn try_run(&self, req: AiRequest<'_>) -> Result<Response<Body>, AiError> {
-        let body = ChatBody::parse(req.body).map_err(|_| AiError::bad_json())?;
+        let body = ChatBody::parse(req.body)?; // hardening: UTF-8, depth and object checks
         let native = self.native.is_some();
         if !native && !body.has_messages() {
             return Err(AiError::bad_request(
@@ -495,11 +497,12 @@ impl AiPlugin {
             self.respond
                 .stream_response(kind, model, include_usage, response, usage.clone(), report)
                 .await
+                .map(|r| r.map(|b| scrub_stream(b, target.secrets.clone()))) // hardening
         } else {
             let want = want_usage.then_some(&**usage);
             match self
                 .respond
-                .json_response(kind, model, response, want)
+                .json_response(kind, model, response, want, &target.secrets) // hardening
                 .await
             {
                 Ok(r) => {

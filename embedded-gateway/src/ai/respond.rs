@@ -17,6 +17,7 @@ use super::AiError;
 use super::balancer::Report;
 use super::facts::UsageCell;
 use super::providers::{FrameDecoder, ProviderKind, StreamTranslator};
+use super::scrub::{Secrets, StreamScrub};
 use super::sse::encode_data;
 use super::targets::CompiledTarget;
 use super::types::ErrorEnvelope;
@@ -78,9 +79,10 @@ impl Respond {
         model: &str,
         response: UpstreamResponse,
         usage: Option<&UsageCell>,
+        secrets: &Secrets,
     ) -> Result<Response<Body>, AiError> {
         let body = self.read_body(response, kind, usize::MAX).await?;
-        let converted = kind.convert_response(body, model)?;
+        let converted = secrets.scrub_bytes(kind.convert_response(body, model)?); // hardening
         if let Some(cell) = usage
             && let Some(u) = super::types::usage_of_completion(&converted)
         {
@@ -121,18 +123,25 @@ impl Respond {
                     }
                 }
             };
-            Response::new(Body::from_stream(body))
+            // hardening: scrubbed chunk by chunk, unless the stream is binary (Bedrock's
+            // event-stream frames carry lengths and checksums).
+            let binary = content_type
+                .as_ref()
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.amazon"));
+            let body = Body::from_stream(body);
+            Response::new(if binary {
+                body
+            } else {
+                scrub_stream(body, target.secrets.clone())
+            })
         } else {
             let limit = if status.is_success() {
                 usize::MAX
             } else {
                 MAX_ERROR_BODY
             };
-            let mut body = self.read_body(response, kind, limit).await?;
-            if !status.is_success() {
-                body = scrub(body, &target.secrets);
-            }
-            Response::new(Body::from(body))
+            let body = self.read_body(response, kind, limit).await?;
+            Response::new(Body::from(target.secrets.scrub_bytes(body))) // hardening
         };
         *r.status_mut() = status;
         let h = r.headers_mut();
@@ -156,13 +165,8 @@ impl Respond {
         let status = response.status();
         let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
         let body = self.read_body(response, kind, MAX_ERROR_BODY).await?;
-        let mut env = kind.map_error(status, &body);
-        for s in &target.secrets {
-            if env.error.message.contains(s.as_str()) {
-                env.error.message = env.error.message.replace(s.as_str(), "[redacted]");
-            }
-        }
-        let mut r = json(status, env.to_bytes());
+        let env = kind.map_error(status, &body);
+        let mut r = json(status, target.secrets.scrub_bytes(env.to_bytes())); // hardening
         if let Some(v) = retry_after {
             r.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
@@ -309,24 +313,39 @@ pub(super) fn passthrough_headers(
             ) && !n.contains("api-key")
                 && target.auth_header.as_ref().is_none_or(|(h, _)| h != k)
         })
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| {
+            // hardening: a provider header that echoes a credential is scrubbed too.
+            let v = target.secrets.scrub_header(v).unwrap_or_else(|| v.clone());
+            (k.clone(), v)
+        })
         .collect()
 }
 
-/// `body` with every configured secret replaced by `[redacted]`.
-fn scrub(body: Bytes, secrets: &[String]) -> Bytes {
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return body;
-    };
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+// ---- hardening: scrubbing call-site helpers (logic in `ai/scrub.rs`) ----
+
+/// A response body streamed through [`StreamScrub`].
+pub(super) fn scrub_stream(body: Body, secrets: Secrets) -> Body {
+    if secrets.is_empty() {
         return body;
     }
-    let mut text = text.to_owned();
-    for s in secrets {
-        text = text.replace(s.as_str(), "[redacted]");
-    }
-    Bytes::from(text)
+    let mut scrub = StreamScrub::new(secrets);
+    let mut chunks = body.into_data_stream();
+    Body::from_stream(async_stream::stream! {
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(c) => yield Ok(scrub.feed(c)),
+                Err(e) => {
+                    yield Ok(scrub.finish());
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        yield Ok::<Bytes, axum::Error>(scrub.finish());
+    })
 }
+
+// ---- end hardening ----
 
 fn translate(
     dec: &mut FrameDecoder,

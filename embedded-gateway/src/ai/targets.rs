@@ -13,6 +13,7 @@ use super::config::{ModelOptions, ParamLocation, Provider, Target};
 use super::credentials::BearerSource;
 use super::providers::ProviderKind;
 use super::providers::bedrock::Signer;
+use super::scrub::Secrets;
 use crate::upstream::PlainEndpoint;
 
 /// One target, with everything a request needs precomputed.
@@ -36,8 +37,9 @@ pub(super) struct CompiledTarget {
     pub(super) auth_header: Option<(HeaderName, HeaderValue)>,
     pub(super) auth_param: Option<(String, String, ParamLocation)>,
     pub(super) allow_override: bool,
-    /// Secret strings scrubbed from any provider text passed downstream.
-    pub(super) secrets: Vec<String>,
+    /// Secret strings scrubbed from any provider text passed downstream (hardening: whole,
+    /// fragments and masked echoes; `ai/scrub.rs`).
+    pub(super) secrets: Secrets,
     /// `logging.log_statistics`.
     pub(super) log_statistics: bool,
 }
@@ -118,7 +120,7 @@ pub(super) fn compile_target(t: &Target, overrides: &HashMap<String, String>) ->
     }
     secrets.extend(a.aws_secret_access_key.iter().cloned());
     secrets.extend(a.azure_client_secret.iter().cloned());
-    secrets.retain(|s| s.len() >= 4);
+    let secrets = Secrets::new(secrets); // hardening
     let fixed_url = url.as_ref().ok().filter(|u| {
         kind.request_url(u, "a", false) == kind.request_url(u, "b", true)
             && signer.is_none()

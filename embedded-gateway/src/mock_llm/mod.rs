@@ -7,9 +7,12 @@
 //! `AssumeRole` (a form POST with `Action=AssumeRole`), so Vertex and role-based Bedrock auth
 //! run offline.
 //!
-//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, `mock-reset-early`, or
-//! header `x-mock-fault: 429|500|slow|reset|reset-early` (`reset-early` cuts a stream before its
-//! first event). `x-mock-delay-ms` sets the slow first-byte delay
+//! Faults: model `mock-429`, `mock-500`, `mock-slow`, `mock-reset`, `mock-reset-early`,
+//! `mock-echo-key`, or header `x-mock-fault: 429|500|slow|reset|reset-early|echo-key`.
+//! `reset-early` cuts a stream before its first event. `echo-key` (OpenAI endpoint) echoes the
+//! credential it received, as OpenAI does for a wrong key: masked in a 401's message, whole in
+//! an `x-mock-echo-key` response header, and whole in a mid-stream error event when streaming.
+//! `x-mock-delay-ms` sets the slow first-byte delay
 //! (default 1500) and `x-mock-chunk-delay-ms` the pause between stream events (default 0).
 
 mod answer;
@@ -67,6 +70,7 @@ pub enum Fault {
     Reset,
     /// The connection is cut after the response head, before any body.
     ResetEarly,
+    EchoKey,
 }
 
 /// Stream pacing and faults for one request.
@@ -94,6 +98,7 @@ impl Plan {
             "slow" => Some(Fault::Slow),
             "reset" => Some(Fault::Reset),
             "reset-early" => Some(Fault::ResetEarly),
+            "echo-key" => Some(Fault::EchoKey),
             _ => None,
         };
         let ms = |h: &str, default: u64| {

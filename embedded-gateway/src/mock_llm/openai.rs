@@ -32,7 +32,58 @@ pub async fn handle(s: &Shared, headers: &HeaderMap, body: Option<Value>) -> Res
             None,
         );
     }
+    let model = body
+        .as_ref()
+        .and_then(|b| b.get("model"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if Plan::from(headers, model).fault == Some(Fault::EchoKey) {
+        return echo_key(s, bearer, body.as_ref());
+    }
     respond(s, headers, body).await
+}
+
+/// The `echo-key` fault: the received key comes back, masked like OpenAI's "Incorrect API key
+/// provided: sk-abc***…xyz" in a 401, and whole in a header and (streaming) an error event.
+fn echo_key(s: &Shared, key: &str, body: Option<&Value>) -> Response {
+    let header = axum::http::HeaderValue::from_str(key)
+        .unwrap_or(axum::http::HeaderValue::from_static("invalid"));
+    let stream = body.and_then(|b| b.get("stream")).and_then(Value::as_bool) == Some(true);
+    let mut r = if stream {
+        let first = json!({"id": "chatcmpl-echo", "object": "chat.completion.chunk", "created": 0,
+            "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]});
+        let err = json!({"error": {"message": format!("Incorrect API key provided: {key}."),
+            "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+        let events = vec![
+            Bytes::from(format!("data: {first}\n\n")),
+            Bytes::from(format!("data: {err}\n\n")),
+        ];
+        let plan = Plan {
+            fault: None,
+            first_byte_delay: std::time::Duration::ZERO,
+            chunk_delay: std::time::Duration::ZERO,
+        };
+        sse_response(s, events, plan)
+    } else {
+        let chars: Vec<char> = key.chars().collect();
+        let masked = if chars.len() > 12 {
+            let head: String = chars[..6].iter().collect();
+            let tail: String = chars[chars.len() - 3..].iter().collect();
+            format!("{head}{}{tail}", "*".repeat(chars.len() - 9))
+        } else {
+            "*".repeat(chars.len())
+        };
+        error(
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys."
+            ),
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        )
+    };
+    r.headers_mut().insert("x-mock-echo-key", header);
+    r
 }
 
 /// The Chat Completions answer once the caller is authenticated (Bearer here, `api-key` for

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::body::BodyTimeouts;
 use crate::context::{Ctx, LogRecord};
 use crate::schema::FieldError;
 use crate::snapshot::ConfigSnapshot;
@@ -35,6 +36,8 @@ pub struct ProxyOptions {
     /// Provider name → base URL that replaces the provider's default endpoint
     /// (`serve --upstream-override openai=http://127.0.0.1:9090`).
     pub upstream_overrides: HashMap<String, String>,
+    /// How slowly a client may send a request body (hardening: 408 past it).
+    pub client_body: BodyTimeouts,
 }
 
 /// What a plugin may use while it compiles: the whole snapshot, the proxy's options, and

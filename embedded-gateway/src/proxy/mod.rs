@@ -19,7 +19,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::ai::AiError;
-use crate::body::{BodyError, RequestBody};
+pub use crate::body::BodyTimeouts;
+use crate::body::{BodyError, BodyTimedOut, RequestBody, TimedBody};
 use crate::context::{Ctx, Payload};
 use crate::errors as response;
 use crate::headers::{CONSUMER_HEADERS, RequestId, X_KONG_REQUEST_ID, remove_headers};
@@ -130,7 +131,16 @@ impl Proxy {
         remove_headers(&mut parts.headers, |k| CONSUMER_HEADERS.contains(k));
         let request_headers = chain.has_log.then(|| parts.headers.clone());
         let body = if chain.reads_body {
-            match read_body(&parts.headers, incoming, chain.body_limit, started).await {
+            let timeouts = self.options.client_body;
+            match read_body(
+                &parts.headers,
+                incoming,
+                chain.body_limit,
+                timeouts,
+                started,
+            )
+            .await
+            {
                 Ok(b) => Payload::Buffered(b),
                 Err(res) => return res,
             }
@@ -208,9 +218,13 @@ impl Proxy {
     ) -> Response<Body> {
         let upstream_body = match std::mem::replace(&mut ctx.body, Payload::Taken) {
             Payload::Buffered(b) => reqwest::Body::from(b.into_bytes()),
-            Payload::Streaming(inc) => {
+            // hardening: a streamed body is timed too, unless there is none.
+            Payload::Streaming(inc) if http_body::Body::is_end_stream(&inc) => {
                 reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(inc))
             }
+            Payload::Streaming(inc) => reqwest::Body::wrap_stream(
+                http_body_util::BodyDataStream::new(TimedBody::new(inc, self.options.client_body)),
+            ),
             Payload::Taken => reqwest::Body::from(bytes::Bytes::new()),
         };
         let head = plain::Head {
@@ -235,13 +249,14 @@ async fn read_body(
     headers: &HeaderMap,
     incoming: Incoming,
     limit: u64,
+    timeouts: BodyTimeouts,
     started: Instant,
 ) -> Result<RequestBody, Response<Body>> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    RequestBody::read(incoming, declared, limit)
+    RequestBody::read(incoming, declared, limit, timeouts)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge(n) => {
@@ -252,7 +267,22 @@ async fn read_body(
                 "request body could not be read",
                 started,
             ),
+            BodyError::TimedOut(_) => body_timed_out(started),
         })
+}
+
+/// hardening: the 408 for a body the client did not send in time (Kong's message); the
+/// connection closes, since the rest of the body may still arrive.
+pub(crate) fn body_timed_out(started: Instant) -> Response<Body> {
+    let mut r = response::gateway(StatusCode::REQUEST_TIMEOUT, "Request timeout", started);
+    r.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// hardening: whether an upstream send failed because the client's streamed body timed out.
+pub(crate) fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    BodyTimedOut::caused(e)
 }
 
 fn strip_hop_headers(h: &mut HeaderMap) {

@@ -95,6 +95,7 @@ pub async fn forward(
                 started,
             );
         }
+        Ok(Err(e)) if super::is_body_timeout(&e) => return super::body_timed_out(started),
         Ok(Err(e)) => {
             tracing::warn!(route = %route.id, error = %e.without_url(), "upstream request failed");
             return response::gateway(
