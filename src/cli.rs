@@ -60,6 +60,33 @@ pub enum Command {
     /// Delete a resource.
     #[command(subcommand)]
     Delete(DeleteCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion(CompletionArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+    /// Print Gantry's version.
+    Version(VersionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write `gantry.1` and one page per subcommand (`gantry-diff.1`, ...) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {
+    /// Print `{"name": ..., "version": ...}` as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -9,5 +9,6 @@ mod render;
 mod sdk;
 mod seed_flow;
 mod serve;
+mod shell_tools;
 mod template;
 mod validate;

@@ -1,7 +1,9 @@
 //! Owns dispatch from parsed arguments to each subcommand's `run`.
 
+pub mod completion;
 pub mod control_plane;
 pub mod dump;
+pub mod man;
 pub mod mock_llm;
 pub mod ping;
 pub mod quickstart;
@@ -10,6 +12,7 @@ pub mod render;
 pub mod reset;
 pub mod serve;
 pub mod validate;
+pub mod version;
 
 use crate::cli::{
     AdoptCommand, Cli, Command, CreateCommand, DeleteCommand, FileCommand, GatewayCommand,
@@ -47,5 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Create(CreateCommand::ControlPlane(args)) => control_plane::create(args),
         Command::Adopt(AdoptCommand::ControlPlane(args)) => control_plane::adopt(args),
         Command::Delete(DeleteCommand::ControlPlane(args)) => control_plane::delete(args, ui),
+        Command::Completion(args) => completion::run(args),
+        Command::Man(args) => man::run(args),
+        Command::Version(args) => version::run(args),
     }
 }
