@@ -364,6 +364,9 @@ pub struct ValidateArgs {
     /// Validate without the `DECK_` variables set: each stands for a placeholder value.
     #[arg(long)]
     pub mock_env: bool,
+    /// Print `{"problems": [{file, line, column, path, message}, ...]}` on stdout.
+    #[arg(long)]
+    pub json_output: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -95,8 +95,7 @@ pub fn load_desired(
     files: &[PathBuf],
     args: &ScopeArgs,
 ) -> anyhow::Result<(ConfigSnapshot, Scope)> {
-    let loaded = crate::state::load(files, &crate::state::LoadOptions::default())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let loaded = crate::state::load(files, &crate::state::LoadOptions::default())?;
     let scope = resolve_scope(
         &loaded.select_tags,
         loaded.control_plane_name.as_deref(),
@@ -139,6 +138,15 @@ fn report(plan: &Plan, report: &ReportArgs, ui: Ui, warnings: &[String]) -> Exit
     }
 }
 
+/// The `errors` of a JSON report: one object per validation problem (`file`, `line`, `column`,
+/// `path`, `message`), or one `{"message"}` object for any other error.
+pub fn error_objects(err: &anyhow::Error) -> Vec<serde_json::Value> {
+    match err.downcast_ref::<crate::config::Diagnostics>() {
+        Some(problems) => problems.0.iter().map(|d| d.to_json()).collect(),
+        None => vec![serde_json::json!({ "message": format!("{err:#}") })],
+    }
+}
+
 /// Prints an error in the JSON report when `--json-output` is on, then fails.
 fn fail_json(report: &ReportArgs, err: anyhow::Error) -> anyhow::Result<ExitStatus> {
     if report.json_output {
@@ -147,7 +155,7 @@ fn fail_json(report: &ReportArgs, err: anyhow::Error) -> anyhow::Result<ExitStat
             base_revision: None,
             changes: Vec::new(),
         };
-        let doc = render::json(&empty, RenderOptions::default(), &[], &[format!("{err:#}")]);
+        let doc = render::json(&empty, RenderOptions::default(), &[], &error_objects(&err));
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     Err(err)
