@@ -14,6 +14,10 @@ pub struct Cli {
     /// Disable coloured output (also `NO_COLOR`).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Log each admin API request and response line (method, URL, status, time) on stderr;
+    /// header values given by flags show as `[masked]` and bodies are never logged.
+    #[arg(long, global = true, default_value_t = 0, value_name = "LEVEL")]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +201,10 @@ pub struct ScopeArgs {
     /// Work on this control plane (also `_konnect.control_plane_name`); default: the one `serve` serves.
     #[arg(long, env = "GANTRY_CONTROL_PLANE_NAME", value_name = "NAME")]
     pub control_plane: Option<String>,
+    /// decK's workspace: Gantry's control planes play that part, so `-w NAME` means
+    /// `--control-plane NAME` (giving both with different names is an error).
+    #[arg(short = 'w', long, value_name = "NAME")]
+    pub workspace: Option<String>,
     /// The namespace that must own the control plane (also `_defaults.kongctl.namespace`).
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
@@ -217,9 +225,12 @@ pub struct ReportArgs {
     /// Exit 2 when there are changes.
     #[arg(long)]
     pub non_zero_exit_code: bool,
-    /// Print secret fields instead of `[masked]`.
-    #[arg(long)]
+    /// Print secret fields instead of `[masked]` (decK's `--no-mask-deck-env-vars-value` too).
+    #[arg(long, visible_alias = "no-mask-deck-env-vars-value")]
     pub show_secrets: bool,
+    /// Print no event lines and no summary (the JSON report of `--json-output` still prints).
+    #[arg(long)]
+    pub silence_events: bool,
     /// Accepted for decK compatibility; the whole plan is sent as one atomic batch.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
@@ -238,6 +249,9 @@ pub struct DiffArgs {
     /// Diff as `apply` would run (no deletes) instead of as `sync`.
     #[arg(long, value_enum, default_value_t = PlanMode::Sync)]
     pub mode: PlanMode,
+    /// Accepted as decK does; `diff` never asks anything, so there is nothing to confirm.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,8 +265,11 @@ pub struct ApplyArgs {
     /// State files or directories; `-` reads stdin. Not used with `--plan`.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A state file, decK's older way to name them (`-s a.yaml -s b.yaml`); repeatable.
+    #[arg(short = 's', long = "state", value_name = "FILE")]
+    pub state: Vec<PathBuf>,
     /// Execute a plan saved by `gantry plan`, refusing it if the state changed since.
-    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files", "state"])]
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -350,11 +367,15 @@ pub enum FileCommand {
 }
 
 /// Where state files come from: files, directories (walked for .yaml/.yml/.json) or `-` for stdin.
+/// With neither `FILE` nor `-s`, stdin is read.
 #[derive(Debug, Clone, Args)]
 pub struct StateFiles {
-    /// State files or directories; `-` reads stdin.
-    #[arg(value_name = "FILE", default_value = "-")]
+    /// State files or directories; `-` reads stdin (the default).
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A state file, decK's older way to name them (`-s a.yaml -s b.yaml`); repeatable.
+    #[arg(short = 's', long = "state", value_name = "FILE")]
+    pub state: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

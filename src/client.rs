@@ -2,12 +2,25 @@
 //! `--headers`, `Kong-Admin-Token` and a timeout. Errors name the admin address and carry the
 //! server's message; they never include request bodies (which may hold secrets).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use embedded_gateway::admin::BatchRequest;
 use embedded_gateway::model::ControlPlane;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+
+/// `--verbose`: 0 quiet; 1 or more logs one line per request and one per response on stderr.
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the `--verbose` level for every client of this process.
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+fn verbose() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) > 0
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -76,6 +89,8 @@ pub struct BatchResponse {
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     base: String,
+    /// Names of the headers set by flags, for `--verbose`.
+    header_names: Vec<String>,
     http: reqwest::Client,
     timeout: Duration,
 }
@@ -106,7 +121,7 @@ impl AdminClient {
             headers.insert("kong-admin-token", value);
         }
         let http = reqwest::Client::builder()
-            .default_headers(headers)
+            .default_headers(headers.clone())
             .timeout(opts.timeout)
             .build()
             .map_err(|e| ClientError::Connect {
@@ -115,6 +130,7 @@ impl AdminClient {
             })?;
         Ok(Self {
             base,
+            header_names: headers.keys().map(|k| k.as_str().to_owned()).collect(),
             http,
             timeout: opts.timeout,
         })
@@ -136,18 +152,26 @@ impl AdminClient {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Option<Value>, ClientError> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(timeout);
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
+        }
+        let started = Instant::now();
+        if verbose() {
+            self.log_request(&method, &url, body.is_some());
         }
         let res = req.send().await.map_err(|e| ClientError::Connect {
             addr: self.base.clone(),
             reason: connect_reason(&e),
         })?;
         let status = res.status().as_u16();
+        if verbose() {
+            eprintln!(
+                "< {status} {method} {url} ({} ms)",
+                started.elapsed().as_millis()
+            );
+        }
         let text = res.text().await.map_err(|e| ClientError::Connect {
             addr: self.base.clone(),
             reason: connect_reason(&e),
@@ -175,6 +199,18 @@ impl AdminClient {
             method: method.to_string(),
             path: path.to_owned(),
         })
+    }
+
+    /// The `--verbose` request line, with the header names the flags set (values masked).
+    fn log_request(&self, method: &reqwest::Method, url: &str, has_body: bool) {
+        let mut line = format!("> {method} {url}");
+        for name in &self.header_names {
+            line.push_str(&format!(" [{name}: [masked]]"));
+        }
+        if has_body {
+            line.push_str(" (JSON body not logged)");
+        }
+        eprintln!("{line}");
     }
 
     async fn send_value(

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod deck_flags;
 mod namespaces;
 mod quickstart;
 mod reconcile;

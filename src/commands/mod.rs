@@ -14,6 +14,8 @@ pub mod serve;
 pub mod validate;
 pub mod version;
 
+use std::path::PathBuf;
+
 use crate::cli::{
     AdoptCommand, Cli, Command, CreateCommand, DeleteCommand, FileCommand, GatewayCommand,
     GetCommand,
@@ -21,8 +23,19 @@ use crate::cli::{
 use crate::exit::ExitStatus;
 use crate::ui::Ui;
 
+/// The state files to read: `FILE` arguments then `-s` ones; stdin when there are none.
+pub fn state_files(files: &[PathBuf], state: &[PathBuf]) -> Vec<PathBuf> {
+    let all: Vec<PathBuf> = files.iter().chain(state).cloned().collect();
+    if all.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        all
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let ui = Ui::detect(cli.no_color);
+    crate::client::set_verbosity(cli.verbose);
     match cli.command {
         Command::Validate(args)
         | Command::File(FileCommand::Validate(args))

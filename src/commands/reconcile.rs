@@ -48,9 +48,15 @@ pub fn resolve_scope(
             "tags specified in the state file ({file:?}) and via --select-tag ({flag:?}) are different\n\nhint: give the tags either in `_info.select_tags` or with `--select-tag`; when both are given they must match"
         );
     }
+    let flag_cp = match (&args.control_plane, &args.workspace) {
+        (Some(cp), Some(ws)) if cp != ws => bail!(
+            "--workspace '{ws}' and --control-plane '{cp}' name different control planes; Gantry has no workspaces: `-w NAME` means `--control-plane NAME`"
+        ),
+        (cp, ws) => cp.clone().or_else(|| ws.clone()),
+    };
     Ok(Scope {
         select_tags: if flag.is_empty() { file } else { flag },
-        control_plane: args.control_plane.clone().or(file_cp.map(str::to_owned)),
+        control_plane: flag_cp.or(file_cp.map(str::to_owned)),
         namespace: args.namespace.clone().or(file_ns.map(str::to_owned)),
         skip_consumers: args.skip_consumers,
     })
@@ -128,7 +134,7 @@ fn report(plan: &Plan, report: &ReportArgs, ui: Ui, warnings: &[String]) -> Exit
     if report.json_output {
         let doc = render::json(plan, opts, warnings, &[]);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    } else {
+    } else if !report.silence_events {
         print!("{}", render::text(plan, opts));
     }
     if report.non_zero_exit_code && !plan.is_empty() {
@@ -167,7 +173,10 @@ pub fn diff(args: DiffArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Sync => Mode::Sync,
     };
     let run = || -> anyhow::Result<Plan> {
-        let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+        let (desired, scope) = load_desired(
+            &super::state_files(&args.state.files, &args.state.state),
+            &args.scope,
+        )?;
         runtime()?.block_on(async {
             let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
             let live =
@@ -234,11 +243,7 @@ pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     if let Some(plan_file) = &args.plan {
         return apply_saved(plan_file, &args, ui);
     }
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
+    let files = super::state_files(&args.files, &args.state);
     plan_and_execute(
         &files,
         &args.admin,
@@ -251,7 +256,7 @@ pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
 
 pub fn sync(args: SyncArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     plan_and_execute(
-        &args.state.files,
+        &super::state_files(&args.state.files, &args.state.state),
         &args.admin,
         &args.scope,
         &args.report,
@@ -273,7 +278,10 @@ pub fn save(args: PlanArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Apply => Mode::Apply,
         PlanMode::Sync => Mode::Sync,
     };
-    let (desired, scope) = load_desired(&args.state.files, &args.scope)?;
+    let (desired, scope) = load_desired(
+        &super::state_files(&args.state.files, &args.state.state),
+        &args.scope,
+    )?;
     let plan = runtime()?.block_on(async {
         let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
         let live = reconcile::read_live(&client, &target, &scope.select_tags, scope.skip_consumers)
@@ -357,6 +365,7 @@ mod tests {
     fn scope_args(tags: &[&str]) -> ScopeArgs {
         ScopeArgs {
             control_plane: None,
+            workspace: None,
             namespace: None,
             select_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             skip_consumers: false,

@@ -9,7 +9,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitStatus> {
     let opts = LoadOptions {
         mock_env: args.mock_env,
     };
-    let result = state::load(&args.state.files, &opts);
+    let result = state::load(
+        &super::state_files(&args.state.files, &args.state.state),
+        &opts,
+    );
     if args.json_output {
         let problems = result
             .as_ref()
