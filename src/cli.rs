@@ -364,6 +364,129 @@ pub enum FileCommand {
     Validate(ValidateArgs),
     /// Same as `gantry render`.
     Render(RenderArgs),
+    /// Merge decK files into one: top-level arrays are concatenated, other keys taken from the
+    /// last file; no validation.
+    Merge(FileMergeArgs),
+    /// Apply patches (`--selector` + `--value`, or patch files) on top of a decK file.
+    Patch(FilePatchArgs),
+    /// Add tags to entities (all taggable entities unless `--selector` is given).
+    AddTags(FileAddTagsArgs),
+    /// Remove tags from entities (or keep only some with `--keep-only`).
+    RemoveTags(FileRemoveTagsArgs),
+    /// List the tags in use, sorted.
+    ListTags(FileListTagsArgs),
+}
+
+/// Input and output of the file tools.
+#[derive(Debug, Clone, Args)]
+pub struct FileIo {
+    /// decK file to process; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileMergeArgs {
+    /// The files to merge, in order.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FilePatchArgs {
+    /// Patch files `{_format_version, patches: [{selectors, values, remove}]}`, applied in order
+    /// after the `--value` flags.
+    #[arg(value_name = "PATCH_FILE")]
+    pub patch_files: Vec<String>,
+    /// JSONPath of the nodes to patch (e.g. `$..services[*]`); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH", requires = "values")]
+    pub selectors: Vec<String>,
+    /// `key:json` to set on selected objects (`key:` removes it), or a JSON array to append
+    /// to selected arrays; repeatable.
+    #[arg(long = "value", value_name = "KEY:JSON", requires = "selectors")]
+    pub values: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileAddTagsArgs {
+    /// The tags to add.
+    #[arg(value_name = "TAG", required = true)]
+    pub tags: Vec<String>,
+    /// JSONPath of the entities to tag (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileRemoveTagsArgs {
+    /// The tags to remove (or, with `--keep-only`, to keep).
+    #[arg(value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Remove every tag except the ones listed (all of them if none are listed).
+    #[arg(long)]
+    pub keep_only: bool,
+    /// Keep tag arrays that end up empty.
+    #[arg(long = "keep-empty-array")]
+    pub keep_empty_array: bool,
+    /// JSONPath of the entities to change (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileListTagsArgs {
+    /// decK file to read; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// JSONPath of the entities to look at (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    /// Output: one tag per line (`plain`), or a JSON or YAML list.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = TagListFormat::Plain)]
+    pub format: TagListFormat,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagListFormat {
+    Plain,
+    Json,
+    Yaml,
 }
 
 /// Where state files come from: files, directories (walked for .yaml/.yml/.json) or `-` for stdin.

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod config;
 mod exit;
+mod file_tools;
 mod namespace;
 mod paths;
 mod plan;

@@ -3,6 +3,7 @@
 mod util;
 
 mod deck_flags;
+mod file_tools;
 mod namespaces;
 mod quickstart;
 mod reconcile;

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod control_plane;
 pub mod dump;
+pub mod file;
 pub mod man;
 pub mod mock_llm;
 pub mod ping;
@@ -41,6 +42,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         | Command::File(FileCommand::Validate(args))
         | Command::Gateway(GatewayCommand::Validate(args)) => validate::run(args),
         Command::Render(args) | Command::File(FileCommand::Render(args)) => render::run(args),
+        Command::File(FileCommand::Merge(args)) => file::merge(args),
+        Command::File(FileCommand::Patch(args)) => file::patch(args),
+        Command::File(FileCommand::AddTags(args)) => file::add_tags(args),
+        Command::File(FileCommand::RemoveTags(args)) => file::remove_tags(args),
+        Command::File(FileCommand::ListTags(args)) => file::list_tags(args),
         Command::Ping(args) | Command::Gateway(GatewayCommand::Ping(args)) => ping::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Quickstart(args) => quickstart::run(args),

@@ -1,0 +1,339 @@
+//! `gantry file merge|patch|add-tags|remove-tags|list-tags` through the real binary; merge is
+//! checked against go-apiops' own test files (fixtures/deck-file-tools/merge, Apache-2.0).
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::util::Workspace;
+
+fn merge_fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/deck-file-tools/merge")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn json_out(ws: &Workspace, args: &[&str]) -> Value {
+    let run = ws.run(args);
+    run.assert_ok();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn expected(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(merge_fixture(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn merge_matches_decks_expected_files_in_both_orders() {
+    let ws = Workspace::new();
+    let (f1, f2, f3) = (
+        merge_fixture("file1.yml"),
+        merge_fixture("file2.yml"),
+        merge_fixture("file3.yml"),
+    );
+    let got = json_out(&ws, &["file", "merge", "--format", "json", &f1, &f2, &f3]);
+    assert_eq!(got, expected("test1_expected.json"));
+    let got = json_out(&ws, &["file", "merge", "--format", "JSON", &f3, &f2, &f1]);
+    assert_eq!(got, expected("test2_expected.json"));
+    // YAML output to a file reads back the same.
+    ws.run(&["file", "merge", "-o", "merged.yaml", &f1, &f2, &f3])
+        .assert_ok();
+    let yaml = ws.write("probe", "");
+    let text = std::fs::read_to_string(yaml.with_file_name("merged.yaml")).unwrap();
+    let back: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(back, expected("test1_expected.json"));
+}
+
+#[test]
+fn merge_refuses_incompatible_files_with_decks_messages() {
+    let ws = Workspace::new();
+    let f1 = merge_fixture("file1.yml");
+    for (other, message) in [
+        (
+            "badversion.yml",
+            "files are incompatible; major versions are incompatible; 3.0 and 1.0",
+        ),
+        (
+            "transform_false.yml",
+            "files are incompatible; files with '_transform: true' (default) and '_transform: false' are not compatible",
+        ),
+    ] {
+        let path = merge_fixture(other);
+        let run = ws.run(&["file", "merge", &f1, &path]);
+        assert_eq!(run.code, 1);
+        assert!(
+            run.stderr
+                .contains(&format!("failed to merge {path}: {message}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let missing = ws.run(&["file", "merge"]);
+    assert_eq!(missing.code, 1);
+}
+
+const FILE: &str = r#"_format_version: "3.0"
+services:
+  - name: svc
+    url: http://example.com
+    tags: [keep]
+    routes:
+      - name: r
+        paths: [/r]
+    plugins:
+      - name: key-auth
+consumers:
+  - username: alice
+    keyauth_credentials:
+      - key: k1
+"#;
+
+#[test]
+fn add_tags_tags_every_entity_or_only_selected_ones() {
+    let ws = Workspace::new();
+    ws.write("kong.yaml", FILE);
+    let all = json_out(
+        &ws,
+        &[
+            "file",
+            "add-tags",
+            "-s",
+            "kong.yaml",
+            "--format",
+            "json",
+            "team-a",
+            "keep",
+        ],
+    );
+    assert_eq!(all["services"][0]["tags"], json!(["keep", "team-a"]));
+    assert_eq!(
+        all["services"][0]["routes"][0]["tags"],
+        json!(["team-a", "keep"])
+    );
+    assert_eq!(
+        all["services"][0]["plugins"][0]["tags"],
+        json!(["team-a", "keep"])
+    );
+    assert_eq!(all["consumers"][0]["tags"], json!(["team-a", "keep"]));
+    assert_eq!(
+        all["consumers"][0]["keyauth_credentials"][0]["tags"],
+        json!(["team-a", "keep"])
+    );
+    // From stdin, only services.
+    let run = ws.run_with_stdin(
+        &[
+            "file",
+            "add-tags",
+            "--selector",
+            "$.services[*]",
+            "--format",
+            "json",
+            "x",
+        ],
+        Some(FILE),
+    );
+    run.assert_ok();
+    let some: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(some["services"][0]["tags"], json!(["keep", "x"]));
+    assert!(some["consumers"][0].get("tags").is_none());
+    // The result is still a valid state file.
+    ws.run(&[
+        "file",
+        "add-tags",
+        "-s",
+        "kong.yaml",
+        "-o",
+        "tagged.yaml",
+        "t",
+    ])
+    .assert_ok();
+    ws.run(&["validate", "tagged.yaml"]).assert_ok();
+    let bad = ws.run(&[
+        "file",
+        "add-tags",
+        "-s",
+        "kong.yaml",
+        "--selector",
+        "$.services[",
+        "t",
+    ]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr
+            .contains("selector '$.services[' is not a valid JSONpath expression"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn remove_tags_and_keep_only_and_list_tags() {
+    let ws = Workspace::new();
+    ws.write("kong.yaml", FILE);
+    ws.run(&[
+        "file",
+        "add-tags",
+        "-s",
+        "kong.yaml",
+        "-o",
+        "t.yaml",
+        "a",
+        "b",
+    ])
+    .assert_ok();
+    let removed = json_out(
+        &ws,
+        &[
+            "file",
+            "remove-tags",
+            "-s",
+            "t.yaml",
+            "--format",
+            "json",
+            "a",
+        ],
+    );
+    assert_eq!(removed["services"][0]["tags"], json!(["keep", "b"]));
+    assert_eq!(removed["services"][0]["routes"][0]["tags"], json!(["b"]));
+    let only = json_out(
+        &ws,
+        &[
+            "file",
+            "remove-tags",
+            "-s",
+            "t.yaml",
+            "--format",
+            "json",
+            "--keep-only",
+            "keep",
+        ],
+    );
+    assert_eq!(only["services"][0]["tags"], json!(["keep"]));
+    assert!(only["services"][0]["routes"][0].get("tags").is_none());
+    let kept = json_out(
+        &ws,
+        &[
+            "file",
+            "remove-tags",
+            "-s",
+            "t.yaml",
+            "--format",
+            "json",
+            "--keep-only",
+            "--keep-empty-array",
+        ],
+    );
+    assert_eq!(kept["services"][0]["routes"][0]["tags"], json!([]));
+    let none = ws.run(&["file", "remove-tags", "-s", "t.yaml"]);
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.contains("no tags to remove"), "{}", none.stderr);
+    let listed = ws.run(&["file", "list-tags", "-s", "t.yaml"]);
+    listed.assert_ok();
+    assert_eq!(listed.stdout, "a\nb\nkeep\n");
+    let as_json = json_out(
+        &ws,
+        &["file", "list-tags", "-s", "t.yaml", "--format", "json"],
+    );
+    assert_eq!(as_json, json!(["a", "b", "keep"]));
+}
+
+#[test]
+fn patch_with_selector_and_values_and_with_patch_files() {
+    let ws = Workspace::new();
+    ws.write("kong.yaml", FILE);
+    let set = json_out(
+        &ws,
+        &[
+            "file",
+            "patch",
+            "-s",
+            "kong.yaml",
+            "--format",
+            "json",
+            "--selector",
+            "$..services[*]",
+            "--value",
+            "read_timeout:10000",
+            "--value",
+            "_comment:\"injected\"",
+            "--value",
+            "tags:",
+        ],
+    );
+    assert_eq!(set["services"][0]["read_timeout"], 10000);
+    assert_eq!(set["services"][0]["_comment"], "injected");
+    assert!(set["services"][0].get("tags").is_none());
+    let appended = json_out(
+        &ws,
+        &[
+            "file",
+            "patch",
+            "-s",
+            "kong.yaml",
+            "--format",
+            "json",
+            "--selector",
+            "$.services[0].routes[0].paths",
+            "--value",
+            "[\"/more\"]",
+        ],
+    );
+    assert_eq!(
+        appended["services"][0]["routes"][0]["paths"],
+        json!(["/r", "/more"])
+    );
+    ws.write(
+        "patch.yaml",
+        "_format_version: \"1.0\"\npatches:\n  - selectors: [\"$.services[?(@.name == 'svc')]\"]\n    values: {retries: 3}\n    remove: [tags]\n  - selectors: [\"$.consumers[*]\"]\n    values: {custom_id: c-1}\n",
+    );
+    let filed = json_out(
+        &ws,
+        &[
+            "file",
+            "patch",
+            "-s",
+            "kong.yaml",
+            "--format",
+            "json",
+            "patch.yaml",
+        ],
+    );
+    assert_eq!(filed["services"][0]["retries"], 3);
+    assert!(filed["services"][0].get("tags").is_none());
+    assert_eq!(filed["consumers"][0]["custom_id"], "c-1");
+    // Errors name the problem.
+    let bare = ws.run(&[
+        "file",
+        "patch",
+        "-s",
+        "kong.yaml",
+        "--selector",
+        "$",
+        "--value",
+        "name:bare",
+    ]);
+    assert_eq!(bare.code, 1);
+    assert!(
+        bare.stderr
+            .contains("did you forget to wrap a json-string-value in quotes?"),
+        "{}",
+        bare.stderr
+    );
+    let lonely = ws.run(&["file", "patch", "-s", "kong.yaml", "--selector", "$"]);
+    assert_eq!(lonely.code, 1);
+    ws.write(
+        "bad-patch.yaml",
+        "patches:\n  - values: {a: 1}\n    remove: [a]\n",
+    );
+    let contra = ws.run(&["file", "patch", "-s", "kong.yaml", "bad-patch.yaml"]);
+    assert_eq!(contra.code, 1);
+    assert!(
+        contra.stderr.contains(
+            "bad-patch.yaml: patches[0] is trying to change and remove 'a' at the same time"
+        ),
+        "{}",
+        contra.stderr
+    );
+}
