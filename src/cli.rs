@@ -550,6 +550,54 @@ pub struct AdminArgs {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS to an `https://` admin API (decK's flags and `DECK_*` variables).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Do not verify the admin API's certificate (insecure).
+    #[arg(long, env = "DECK_TLS_SKIP_VERIFY")]
+    pub tls_skip_verify: bool,
+    /// Verify the certificate against this name (and send it as SNI) instead of the address's
+    /// host.
+    #[arg(long, env = "DECK_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// PEM CA certificate(s) to trust for the admin API; wins over `--ca-cert-file`.
+    #[arg(
+        long,
+        env = "DECK_CA_CERT",
+        value_name = "PEM",
+        allow_hyphen_values = true
+    )]
+    pub ca_cert: Option<String>,
+    /// File with PEM CA certificate(s) to trust for the admin API.
+    #[arg(long, env = "DECK_CA_CERT_FILE", value_name = "FILE")]
+    pub ca_cert_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with `--tls-client-key`).
+    #[arg(
+        long,
+        env = "DECK_TLS_CLIENT_CERT",
+        value_name = "PEM",
+        allow_hyphen_values = true
+    )]
+    pub tls_client_cert: Option<String>,
+    /// File with the PEM client certificate for mutual TLS (with `--tls-client-key-file`).
+    #[arg(long, env = "DECK_TLS_CLIENT_CERT_FILE", value_name = "FILE")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(
+        long,
+        env = "DECK_TLS_CLIENT_KEY",
+        value_name = "PEM",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub tls_client_key: Option<String>,
+    /// File with the PEM private key of the client certificate.
+    #[arg(long, env = "DECK_TLS_CLIENT_KEY_FILE", value_name = "FILE")]
+    pub tls_client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,6 +28,8 @@ pub enum ClientError {
     Address(String),
     #[error("invalid header '{0}': expected KEY:VALUE")]
     Header(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot reach the admin API at {addr}: {reason}")]
     Connect { addr: String, reason: String },
     #[error("admin API {method} {path} answered {status}: {message}")]
@@ -61,6 +63,7 @@ pub struct ClientOptions {
     pub headers: Vec<String>,
     pub token: Option<String>,
     pub timeout: Duration,
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl ClientOptions {
@@ -76,6 +79,7 @@ impl ClientOptions {
             headers: args.headers.clone(),
             token: args.kong_admin_token.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
+            tls: crate::tls::TlsOptions::from_args(&args.tls),
         }
     }
 }
@@ -102,6 +106,11 @@ impl AdminClient {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::Address(opts.addr.clone()));
         }
+        let (builder, rewritten) = opts
+            .tls
+            .configure(reqwest::Client::builder(), &parsed)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let base = rewritten.map_or(base, |b| b.trim_end_matches('/').to_owned());
         let mut headers = HeaderMap::new();
         for raw in &opts.headers {
             let (k, v) = raw
@@ -120,7 +129,7 @@ impl AdminClient {
             value.set_sensitive(true);
             headers.insert("kong-admin-token", value);
         }
-        let http = reqwest::Client::builder()
+        let http = builder
             .default_headers(headers.clone())
             .timeout(opts.timeout)
             .build()
@@ -385,14 +394,15 @@ fn connect_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_owned();
     }
-    if e.is_connect() {
-        return "connection refused".to_owned();
-    }
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         reason = s.to_string();
         source = s.source();
+    }
+    // A refused TCP connection reads the same on every platform; TLS problems keep their cause.
+    if e.is_connect() && (reason.contains("refused") || reason.contains("os error 111")) {
+        return "connection refused".to_owned();
     }
     reason
 }

@@ -11,6 +11,7 @@ mod paths;
 mod plan;
 mod reconcile;
 mod state;
+mod tls;
 mod ui;
 
 use std::process::ExitCode;

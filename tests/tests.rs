@@ -13,4 +13,5 @@ mod seed_flow;
 mod serve;
 mod shell_tools;
 mod template;
+mod tls;
 mod validate;

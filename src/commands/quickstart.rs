@@ -228,6 +228,7 @@ fn wait_healthy(admin_url: &str, mut child: Option<&mut Child>) -> anyhow::Resul
             .ok()
             .filter(|t| !t.is_empty()),
         timeout: Duration::from_secs(2),
+        tls: Default::default(),
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     let deadline = Instant::now() + START_TIMEOUT;
