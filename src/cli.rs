@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Declarative config for Kong-style LLM gateways, and the gateway itself.
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about, propagate_version = true)]
+#[command(
+    name = "gantry",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Every flag can also come from a DECK_<FLAG> variable (DECK_KONG_ADDR, DECK_SELECT_TAG=a,b, DECK_TLS_SKIP_VERIFY=true) or from a config file: --config FILE, by default ~/.gantry.yaml, else ~/.deck.yaml, with flag names as keys (kong-addr: http://localhost:8001). The command line wins over the variables, which win over the file."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

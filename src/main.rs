@@ -10,6 +10,7 @@ mod namespace;
 mod paths;
 mod plan;
 mod reconcile;
+mod settings;
 mod state;
 mod tls;
 mod ui;
@@ -20,7 +21,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Usage errors exit 1, not clap's 2: exit 2 means drift (`--non-zero-exit-code`).
-    let cli = match cli::Cli::try_parse() {
+    let env = |k: &str| std::env::var(k).ok();
+    let argv = match settings::effective_args(std::env::args_os().collect(), &env) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cli = match cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

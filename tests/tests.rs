@@ -2,6 +2,7 @@
 
 mod util;
 
+mod config_file;
 mod deck_flags;
 mod file_tools;
 mod namespaces;
