@@ -381,6 +381,52 @@ pub enum FileCommand {
     RemoveTags(FileRemoveTagsArgs),
     /// List the tags in use, sorted.
     ListTags(FileListTagsArgs),
+    /// Check a decK file against Gantry's built-in rules: plaintext provider keys, routes
+    /// without authentication, repeated model aliases.
+    Lint(FileLintArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileLintArgs {
+    /// decK's ruleset argument: custom Spectral rulesets are not supported, so giving one is an
+    /// error (the rules are built in).
+    #[arg(value_name = "RULESET")]
+    pub ruleset: Option<String>,
+    /// decK file to lint; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LintFormat::Plain)]
+    pub format: LintFormat,
+    /// Exit 1 when a finding is at least this severe.
+    #[arg(short = 'F', long, value_enum, default_value_t = LintSeverity::Error)]
+    pub fail_severity: LintSeverity,
+    /// Show only the findings at or above `--fail-severity`.
+    #[arg(short = 'D', long)]
+    pub display_only_failures: bool,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Plain,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintSeverity {
+    Error,
+    Warn,
+    Info,
+    Hint,
 }
 
 /// Input and output of the file tools.

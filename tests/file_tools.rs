@@ -337,3 +337,92 @@ fn patch_with_selector_and_values_and_with_patch_files() {
         contra.stderr
     );
 }
+
+const UNSAFE: &str = r#"_format_version: "3.0"
+services:
+  - name: llm
+    url: http://localhost:32000
+    routes:
+      - name: chat
+        paths: [/chat]
+    plugins:
+      - name: ai-proxy-advanced
+        config:
+          targets:
+            - route_type: llm/v1/chat
+              auth:
+                header_name: Authorization
+                header_value: Bearer sk-live-literal
+              model: {provider: openai, name: gpt-4o, model_alias: fast}
+            - route_type: llm/v1/chat
+              auth:
+                header_name: Authorization
+                header_value: $<< env "DECK_OPENAI_TOKEN" >>
+              model: {provider: openai, name: gpt-4o-mini, model_alias: fast}
+"#;
+
+#[test]
+fn lint_passes_the_recipe_and_reports_each_rule_with_its_place() {
+    let ws = Workspace::new();
+    let recipe = crate::util::recipe();
+    let ok = ws.run(&["file", "lint", "-s", &recipe]);
+    ok.assert_ok();
+    assert!(
+        ok.stdout.ends_with("0 findings, 0 at or above 'error'\n"),
+        "{}",
+        ok.stdout
+    );
+
+    ws.write("unsafe.yaml", UNSAFE);
+    let run = ws.run(&["file", "lint", "-s", "unsafe.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "unsafe.yaml:6:9: error route-without-auth: services[0].routes[0]: route 'chat' has no authentication plugin (key-auth, key-auth-enc, basic-auth, …) on it, on its service or global",
+            "unsafe.yaml:15:17: error plaintext-secret: services[0].plugins[0].config.targets[0].auth.header_value: secret field holds a literal value; use a template such as ${{ env \"DECK_…\" }} (or $<< env \"DECK_…\" >>) or a {vault://…} reference",
+            "unsafe.yaml:21:60: warn duplicate-model-alias: services[0].plugins[0].config.targets[1].model.model_alias: model_alias 'fast' is given to targets[0], targets[1]: requests for it are balanced across them; give each its own alias if that is not meant",
+            "3 findings, 2 at or above 'error'",
+        ]
+    );
+    // The secret itself is never printed.
+    assert!(!run.stdout.contains("sk-live-literal"));
+    let json = ws.run(&[
+        "file",
+        "lint",
+        "-s",
+        "unsafe.yaml",
+        "--format",
+        "json",
+        "-D",
+    ]);
+    assert_eq!(json.code, 1);
+    let doc: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["fail_count"], 2);
+    assert_eq!(doc["total_count"], 2, "-D hides the warning");
+    assert_eq!(doc["results"][1]["rule"], "plaintext-secret");
+    assert_eq!(doc["results"][1]["line"], 15);
+    assert_eq!(doc["results"][1]["column"], 17);
+    // The warning alone fails only with -F warn.
+    let warn_only = UNSAFE
+        .replace("Bearer sk-live-literal", "${{ env \"DECK_OPENAI_TOKEN\" }}")
+        .replace("    plugins:\n", "    plugins:\n      - name: key-auth\n");
+    ws.write("warn.yaml", &warn_only);
+    ws.run(&["file", "lint", "-s", "warn.yaml"]).assert_ok();
+    assert_eq!(
+        ws.run(&["file", "lint", "-s", "warn.yaml", "-F", "warn"])
+            .code,
+        1
+    );
+    // decK's ruleset argument is refused clearly.
+    let ruleset = ws.run(&["file", "lint", "-s", "warn.yaml", "ruleset.yaml"]);
+    assert_eq!(ruleset.code, 1);
+    assert!(
+        ruleset
+            .stderr
+            .contains("custom lint rulesets are not supported"),
+        "{}",
+        ruleset.stderr
+    );
+}

@@ -4,12 +4,13 @@
 use std::io::Write as _;
 
 use crate::cli::{
-    FileAddTagsArgs, FileIo, FileListTagsArgs, FileMergeArgs, FilePatchArgs, FileRemoveTagsArgs,
-    Format, TagListFormat,
+    FileAddTagsArgs, FileIo, FileLintArgs, FileListTagsArgs, FileMergeArgs, FilePatchArgs,
+    FileRemoveTagsArgs, Format, LintFormat, LintSeverity, TagListFormat,
 };
 use crate::exit::ExitStatus;
 use crate::file_tools::document::{self, OutputFormat};
-use crate::file_tools::{merge, patch, tags};
+use crate::file_tools::lint::Severity;
+use crate::file_tools::{lint, merge, patch, tags};
 
 fn format(f: Format) -> OutputFormat {
     match f {
@@ -89,4 +90,71 @@ pub fn list_tags(args: FileListTagsArgs) -> anyhow::Result<ExitStatus> {
         std::fs::write(&args.output, text)?;
     }
     Ok(ExitStatus::Success)
+}
+
+pub fn lint(args: FileLintArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(ruleset) = &args.ruleset {
+        anyhow::bail!(
+            "custom lint rulesets are not supported ('{ruleset}'): gantry file lint runs its built-in rules (plaintext-secret, route-without-auth, duplicate-model-alias); run it as `gantry file lint -s FILE`"
+        );
+    }
+    let text = if args.state == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.state)
+            .map_err(|e| anyhow::anyhow!("failed to read input file '{}'; {e}", args.state))?
+    };
+    let fail_at = match args.fail_severity {
+        LintSeverity::Error => Severity::Error,
+        LintSeverity::Warn => Severity::Warn,
+        LintSeverity::Info => Severity::Info,
+        LintSeverity::Hint => Severity::Hint,
+    };
+    let all = lint::lint(&args.state, &text)?;
+    let failures = all.iter().filter(|f| f.severity >= fail_at).count();
+    let shown: Vec<&lint::Finding> = all
+        .iter()
+        .filter(|f| !args.display_only_failures || f.severity >= fail_at)
+        .collect();
+    let report = serde_json::json!({
+        "total_count": shown.len(),
+        "fail_count": failures,
+        "results": shown,
+    });
+    let text = match args.format {
+        LintFormat::Plain => {
+            let mut s = String::new();
+            for f in &shown {
+                s.push_str(&format!(
+                    "{}:{}:{}: {} {}: {}: {}\n",
+                    f.file,
+                    f.line,
+                    f.column,
+                    f.severity.as_str(),
+                    f.rule,
+                    f.path,
+                    f.message
+                ));
+            }
+            s.push_str(&format!(
+                "{} finding{}, {failures} at or above '{}'\n",
+                shown.len(),
+                if shown.len() == 1 { "" } else { "s" },
+                fail_at.as_str()
+            ));
+            s
+        }
+        LintFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        LintFormat::Yaml => serde_yaml::to_string(&report)?,
+    };
+    if args.output == "-" {
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+    } else {
+        std::fs::write(&args.output, text)?;
+    }
+    Ok(if failures > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }

@@ -4,6 +4,7 @@
 
 pub mod document;
 pub mod jsonpath;
+pub mod lint;
 pub mod merge;
 pub mod patch;
 pub mod tags;
