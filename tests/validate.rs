@@ -390,3 +390,27 @@ fn json_output_lists_each_problem_as_its_own_object() {
     ok.assert_ok();
     assert_eq!(ok.stdout.trim(), "{\n  \"problems\": []\n}");
 }
+
+#[test]
+fn mock_env_does_not_report_templated_numbers_and_booleans_as_wrong_types() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: ${{ env \"DECK_HOST\" }}\n    port: ${{ env \"DECK_PORT\" }}\n    retries: $<< env \"DECK_RETRIES\" >>\n    enabled: ${{ env \"DECK_ON\" }}\n    routes:\n      - name: r\n        paths: [/r]\n",
+    );
+    w.run(&["validate", "--mock-env", "kong.yaml"]).assert_ok();
+    // A quoted template is a string whatever its value, so that is still a type error...
+    w.write(
+        "quoted.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    port: \"${{ env \"DECK_PORT\" }}\"\n",
+    );
+    w.run(&["validate", "--mock-env", "quoted.yaml"])
+        .assert_fails_with(&["quoted.yaml:5:5: services[0].port: expected an integer"]);
+    // ...and so is a literal of the wrong type.
+    w.write(
+        "literal.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    port: eighty\n",
+    );
+    w.run(&["validate", "--mock-env", "literal.yaml"])
+        .assert_fails_with(&["literal.yaml:5:5: services[0].port: expected an integer"]);
+}

@@ -35,6 +35,15 @@ struct State {
 }
 
 pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
+    let destroy = args.destroy;
+    run_inner(args).inspect_err(|_| {
+        if !destroy {
+            fail_eval();
+        }
+    })
+}
+
+fn run_inner(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
     let dir = paths::data_dir(args.data_dir.clone())?;
     fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))?;
@@ -43,6 +52,15 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
         destroy(&args, &dir, &files)
     } else {
         start(&args, &dir, &files)
+    }
+}
+
+/// `eval "$(gantry quickstart)"` must fail when quickstart fails: when stdout is captured, print
+/// a shell line that reports the failure and makes `eval` return non-zero.
+fn fail_eval() {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        println!("echo 'gantry quickstart failed; see the error above' >&2; false");
     }
 }
 
