@@ -384,6 +384,40 @@ pub enum FileCommand {
     /// Check a decK file against Gantry's built-in rules: plaintext provider keys, routes
     /// without authentication, repeated model aliases.
     Lint(FileLintArgs),
+    /// Convert an OpenAPI 3 spec into a decK file (decK's naming rules).
+    #[command(name = "openapi2kong")]
+    Openapi2kong(FileOpenapiArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileOpenapiArgs {
+    /// The OpenAPI 3 spec (YAML or JSON); `-` reads stdin.
+    #[arg(short = 's', long = "spec", default_value = "-", value_name = "FILE")]
+    pub spec: String,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Tag every entity with this tag (instead of the spec's `x-kong-tags`); repeatable.
+    #[arg(long = "select-tag", value_name = "TAG")]
+    pub select_tags: Vec<String>,
+    /// The UUID namespace for the generated ids (default: the DNS namespace, as decK's).
+    #[arg(long, value_name = "UUID")]
+    pub uuid_base: Option<uuid::Uuid>,
+    /// Generate no ids.
+    #[arg(long)]
+    pub no_id: bool,
+    /// Do not make one route per value of a required header enum (gantry never does; without
+    /// this flag such a spec is refused so that the difference from decK is not silent).
+    #[arg(long)]
+    pub skip_route_by_header: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -426,3 +426,158 @@ fn lint_passes_the_recipe_and_reports_each_rule_with_its_place() {
         ruleset.stderr
     );
 }
+
+fn o2k_fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/deck-file-tools/openapi2kong")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn openapi2kong_matches_decks_expected_output() {
+    let ws = Workspace::new();
+    for (base, expected, extra) in [
+        ("01-names-inferred", "01-names-inferred.expected.json", None),
+        ("02-names-set", "02-names-set.expected.json", None),
+        (
+            "04-servers-upstream",
+            "04-servers-upstream.expected.json",
+            None,
+        ),
+        (
+            "07-service-defaults-overrides",
+            "07-service-defaults-overrides.expected.json",
+            None,
+        ),
+        (
+            "09-generic-plugins",
+            "09-generic-plugins.expected.json",
+            None,
+        ),
+        ("11-references", "11-references.expected.json", None),
+        (
+            "12-path-parameter-regex",
+            "12-path-parameter-regex.expected.json",
+            None,
+        ),
+        ("21-no-doc-servers", "21-no-doc-servers.expected.json", None),
+        (
+            "21-nullable-path-param",
+            "21-nullable-path-param.expected.json",
+            None,
+        ),
+        (
+            "25-routes-with-headers",
+            "25-routes-with-headers.expected_skip_header.json",
+            Some("--skip-route-by-header"),
+        ),
+    ] {
+        let spec = o2k_fixture(&format!("{base}.yaml"));
+        let file_tag = format!("OAS3file_{base}.yaml");
+        let mut args = vec![
+            "file",
+            "openapi2kong",
+            "-s",
+            &spec,
+            "--format",
+            "json",
+            "--select-tag",
+            "OAS3_import",
+            "--select-tag",
+            &file_tag,
+        ];
+        args.extend(extra);
+        let got = json_out(&ws, &args);
+        let mut want: Value =
+            serde_json::from_str(&std::fs::read_to_string(o2k_fixture(expected)).unwrap()).unwrap();
+        // Gantry leaves out decK's empty `upstreams: []`.
+        if want["upstreams"] == json!([]) {
+            want.as_object_mut().unwrap().remove("upstreams");
+        }
+        assert_eq!(got, want, "{base}");
+    }
+}
+
+#[test]
+fn openapi2kong_options_and_refusals() {
+    let ws = Workspace::new();
+    let spec = o2k_fixture("01-names-inferred.yaml");
+    // --no-id drops every id; --uuid-base changes them all.
+    let plain = json_out(
+        &ws,
+        &["file", "openapi2kong", "-s", &spec, "--format", "json"],
+    );
+    let no_id = json_out(
+        &ws,
+        &[
+            "file",
+            "openapi2kong",
+            "-s",
+            &spec,
+            "--format",
+            "json",
+            "--no-id",
+        ],
+    );
+    assert!(plain["services"][0]["id"].is_string());
+    assert!(no_id["services"][0].get("id").is_none());
+    assert!(no_id["services"][0]["routes"][0].get("id").is_none());
+    let based = json_out(
+        &ws,
+        &[
+            "file",
+            "openapi2kong",
+            "-s",
+            &spec,
+            "--format",
+            "json",
+            "--uuid-base",
+            "8e1b4ab2-4b4c-4f3b-9c53-3c1f0d6f2f10",
+        ],
+    );
+    assert_ne!(based["services"][0]["id"], plain["services"][0]["id"]);
+    // Without tags, no entity is tagged (x-kong-tags absent).
+    assert_eq!(plain["services"][0]["tags"], json!([]));
+    // A spec with header enums is refused without --skip-route-by-header, naming the header.
+    let headers = o2k_fixture("25-routes-with-headers.yaml");
+    let refused = ws.run(&["file", "openapi2kong", "-s", &headers]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("--skip-route-by-header"),
+        "{}",
+        refused.stderr
+    );
+    // Swagger 2 is refused.
+    ws.write(
+        "swagger.yaml",
+        "swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n",
+    );
+    let old = ws.run(&["file", "openapi2kong", "-s", "swagger.yaml"]);
+    assert_eq!(old.code, 1);
+    assert!(
+        old.stderr.contains("only OpenAPI 3 specs are supported"),
+        "{}",
+        old.stderr
+    );
+    // The output is a state file Gantry loads (with a single server, no upstream).
+    ws.write(
+        "one.yaml",
+        "openapi: 3.0.0\ninfo: {title: Echo API, version: '1'}\nservers: [{url: 'http://echo.internal:8080/v1'}]\npaths:\n  /echo/{id}:\n    get: {operationId: getEcho, responses: {'200': {description: ok}}}\n",
+    );
+    ws.run(&[
+        "file",
+        "openapi2kong",
+        "-s",
+        "one.yaml",
+        "-o",
+        "kong.yaml",
+        "--no-id",
+    ])
+    .assert_ok();
+    ws.run(&["validate", "kong.yaml"]).assert_ok();
+    let text = std::fs::read_to_string(ws.write("probe", "").with_file_name("kong.yaml")).unwrap();
+    assert!(text.contains("name: echo-api_getecho"), "{text}");
+    assert!(text.contains("~/echo/(?<id>[^#?/]+)$"), "{text}");
+}

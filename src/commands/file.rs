@@ -4,13 +4,13 @@
 use std::io::Write as _;
 
 use crate::cli::{
-    FileAddTagsArgs, FileIo, FileLintArgs, FileListTagsArgs, FileMergeArgs, FilePatchArgs,
-    FileRemoveTagsArgs, Format, LintFormat, LintSeverity, TagListFormat,
+    FileAddTagsArgs, FileIo, FileLintArgs, FileListTagsArgs, FileMergeArgs, FileOpenapiArgs,
+    FilePatchArgs, FileRemoveTagsArgs, Format, LintFormat, LintSeverity, TagListFormat,
 };
 use crate::exit::ExitStatus;
 use crate::file_tools::document::{self, OutputFormat};
 use crate::file_tools::lint::Severity;
-use crate::file_tools::{lint, merge, patch, tags};
+use crate::file_tools::{lint, merge, openapi, patch, tags};
 
 fn format(f: Format) -> OutputFormat {
     match f {
@@ -157,4 +157,17 @@ pub fn lint(args: FileLintArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
+}
+
+pub fn openapi2kong(args: FileOpenapiArgs) -> anyhow::Result<ExitStatus> {
+    let spec = document::read(&args.spec)?;
+    let opts = openapi::Options {
+        tags: (!args.select_tags.is_empty()).then(|| args.select_tags.clone()),
+        namespace: args.uuid_base.unwrap_or(uuid::Uuid::NAMESPACE_DNS),
+        skip_id: args.no_id,
+        skip_route_by_header: args.skip_route_by_header,
+    };
+    let out = openapi::convert(&spec, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", args.spec))?;
+    document::write(&args.output, &out, format(args.format))?;
+    Ok(ExitStatus::Success)
 }

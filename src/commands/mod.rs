@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::File(FileCommand::RemoveTags(args)) => file::remove_tags(args),
         Command::File(FileCommand::ListTags(args)) => file::list_tags(args),
         Command::File(FileCommand::Lint(args)) => file::lint(args),
+        Command::File(FileCommand::Openapi2kong(args)) => file::openapi2kong(args),
         Command::Ping(args) | Command::Gateway(GatewayCommand::Ping(args)) => ping::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Quickstart(args) => quickstart::run(args),

@@ -6,5 +6,6 @@ pub mod document;
 pub mod jsonpath;
 pub mod lint;
 pub mod merge;
+pub mod openapi;
 pub mod patch;
 pub mod tags;
