@@ -107,6 +107,12 @@ fn start(args: &QuickstartArgs, dir: &Path, files: &QuickstartFiles) -> anyhow::
         .iter()
         .map(|p| format!("{p}={base}"))
         .collect();
+        // Vertex's service-account token exchange goes to the simulator's `POST /token` too;
+        // hosted providers' explicit `upstream_url`s follow their override (Mistral's tab).
+        overrides.push(format!(
+            "{}={base}",
+            embedded_gateway::ai::providers::GCP_OAUTH_OVERRIDE
+        ));
     }
     let mut child = spawn_serve(&exe, args, dir, files, &overrides)?;
     let (proxy, admin) = match wait_ready(&mut child, &files.log) {

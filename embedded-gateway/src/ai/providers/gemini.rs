@@ -46,8 +46,13 @@ pub fn endpoint(o: &ModelOptions, base: Option<&str>) -> Result<url::Url, String
         Some((b, p)) => (b, p),
         None => (DEFAULT_BASE.to_owned(), AI_STUDIO_PREFIX.to_owned()),
     };
-    let base = o.upstream_url.as_deref().or(base).unwrap_or(&default_base);
-    let mut url = url::Url::parse(base).map_err(|e| format!("invalid upstream URL: {e}"))?;
+    let mut url = match (&o.upstream_url, base) {
+        // An explicit URL follows an override too (the simulator of `quickstart --mock-llm`).
+        (Some(u), Some(b)) => super::reorigin(u, b)?,
+        (Some(u), None) => url::Url::parse(u).map_err(|e| format!("invalid upstream URL: {e}"))?,
+        (None, b) => url::Url::parse(b.unwrap_or(&default_base))
+            .map_err(|e| format!("invalid upstream URL: {e}"))?,
+    };
     if !url.path().contains("/models") {
         let path = format!("{}{prefix}", url.path().trim_end_matches('/'));
         url.set_path(&path);
