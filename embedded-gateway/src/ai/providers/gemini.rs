@@ -47,9 +47,10 @@ pub fn endpoint(o: &ModelOptions, base: Option<&str>) -> Result<url::Url, String
         None => (DEFAULT_BASE.to_owned(), AI_STUDIO_PREFIX.to_owned()),
     };
     let mut url = match (&o.upstream_url, base) {
-        // An explicit URL follows an override too (the simulator of `quickstart --mock-llm`).
-        (Some(u), Some(b)) => super::reorigin(u, b)?,
-        (Some(u), None) => url::Url::parse(u).map_err(|e| format!("invalid upstream URL: {e}"))?,
+        // An explicit URL at Google's own hosts follows an override too (the simulator of
+        // `quickstart --mock-llm`); any other URL is kept.
+        (Some(u), Some(b)) if is_google(u) => super::reorigin(u, b)?,
+        (Some(u), _) => url::Url::parse(u).map_err(|e| format!("invalid upstream URL: {e}"))?,
         (None, b) => url::Url::parse(b.unwrap_or(&default_base))
             .map_err(|e| format!("invalid upstream URL: {e}"))?,
     };
@@ -58,6 +59,17 @@ pub fn endpoint(o: &ModelOptions, base: Option<&str>) -> Result<url::Url, String
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// True for URLs at Google's API hosts (`*.googleapis.com`).
+fn is_google(u: &str) -> bool {
+    url::Url::parse(u)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"))
+        })
+        .unwrap_or(false)
 }
 
 /// `…/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`.

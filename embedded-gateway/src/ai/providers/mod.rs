@@ -158,10 +158,11 @@ impl ProviderKind {
             _ => {
                 let (default, path) = self.default_endpoint();
                 if let Some(u) = &o.upstream_url {
-                    // A hosted provider's explicit URL follows an override too (the simulator
-                    // of `quickstart --mock-llm`); a self-hosted one's URL is its only address.
+                    // An explicit URL at the provider's own public host follows an override
+                    // too (the simulator of `quickstart --mock-llm`); any other URL (a proxy,
+                    // a self-hosted model) is kept.
                     return match (base, default) {
-                        (Some(b), Some(_)) => reorigin(u, b),
+                        (Some(b), Some(d)) if same_host(u, d) => reorigin(u, b),
                         _ => parse(u),
                     };
                 }
@@ -827,6 +828,16 @@ pub fn native_request(
     encode(&Value::Object(body), kind.name())
 }
 
+/// True when both URLs name the same host.
+fn same_host(a: &str, b: &str) -> bool {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    };
+    host(a).is_some_and(|h| Some(h) == host(b))
+}
+
 /// `url` with its scheme, host and port taken from `base` (path and query kept).
 pub fn reorigin(url: &str, base: &str) -> Result<url::Url, String> {
     let mut u = url::Url::parse(url).map_err(|e| format!("invalid upstream URL: {e}"))?;
@@ -887,6 +898,14 @@ mod tests {
         assert_eq!(
             kind.endpoint(&mistral, None).unwrap().as_str(),
             "https://api.mistral.ai/v1/chat/completions"
+        );
+        // An explicit URL elsewhere (a company proxy) stays where it is.
+        let proxy = options("https://llm-proxy.internal/v1/chat/completions");
+        assert_eq!(
+            kind.endpoint(&proxy, Some("http://127.0.0.1:9090"))
+                .unwrap()
+                .as_str(),
+            "https://llm-proxy.internal/v1/chat/completions"
         );
         let ollama = options("http://gpu-box:11434/api/chat");
         let kind = ProviderKind::Mistral(MistralFormat::Ollama);
