@@ -690,6 +690,9 @@ pub struct TlsArgs {
 pub struct PingArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
+    /// decK's workspace: also check that the control plane of this name exists.
+    #[arg(short = 'w', long, value_name = "NAME")]
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -177,6 +177,16 @@ fn workspace_flag_selects_the_control_plane_of_that_name() {
     let missing = ws.run(&["diff", "-w", "nope", "b.yaml"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("nope"), "{}", missing.stderr);
+    // ping -w checks the control plane exists, as decK's checks the workspace.
+    let ping = ok(ws.run(&["ping", "-w", "team-w"]));
+    assert!(
+        ping.stdout.ends_with("Control plane:  team-w\n"),
+        "{}",
+        ping.stdout
+    );
+    let absent = ws.run(&["ping", "-w", "nope"]);
+    assert_eq!(absent.code, 1);
+    assert!(absent.stderr.contains("nope"), "{}", absent.stderr);
 }
 
 #[test]
