@@ -7,13 +7,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Declarative config for Kong-style LLM gateways, and the gateway itself.
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about, propagate_version = true)]
+#[command(
+    name = "gantry",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Every flag can also come from a DECK_<FLAG> variable (DECK_KONG_ADDR, DECK_SELECT_TAG=a,b, DECK_TLS_SKIP_VERIFY=true) or from a config file: --config FILE, by default ~/.gantry.yaml, else ~/.deck.yaml, with flag names as keys (kong-addr: http://localhost:8001). The command line wins over the variables, which win over the file."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Disable coloured output (also `NO_COLOR`).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Log each admin API request and response line (method, URL, status, time) on stderr;
+    /// header values given by flags show as `[masked]` and bodies are never logged.
+    #[arg(long, global = true, default_value_t = 0, value_name = "LEVEL")]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +70,33 @@ pub enum Command {
     /// Delete a resource.
     #[command(subcommand)]
     Delete(DeleteCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion(CompletionArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+    /// Print Gantry's version.
+    Version(VersionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write `gantry.1` and one page per subcommand (`gantry-diff.1`, ...) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {
+    /// Print `{"name": ..., "version": ...}` as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -170,6 +207,10 @@ pub struct ScopeArgs {
     /// Work on this control plane (also `_konnect.control_plane_name`); default: the one `serve` serves.
     #[arg(long, env = "GANTRY_CONTROL_PLANE_NAME", value_name = "NAME")]
     pub control_plane: Option<String>,
+    /// decK's workspace: Gantry's control planes play that part, so `-w NAME` means
+    /// `--control-plane NAME` (giving both with different names is an error).
+    #[arg(short = 'w', long, value_name = "NAME")]
+    pub workspace: Option<String>,
     /// The namespace that must own the control plane (also `_defaults.kongctl.namespace`).
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
@@ -191,9 +232,12 @@ pub struct ReportArgs {
     /// Exit 2 when there are changes.
     #[arg(long)]
     pub non_zero_exit_code: bool,
-    /// Print secret fields instead of `[masked]`.
-    #[arg(long)]
+    /// Print secret fields instead of `[masked]` (decK's `--no-mask-deck-env-vars-value` too).
+    #[arg(long, visible_alias = "no-mask-deck-env-vars-value")]
     pub show_secrets: bool,
+    /// Print no event lines and no summary (the JSON report of `--json-output` still prints).
+    #[arg(long)]
+    pub silence_events: bool,
     /// Accepted for decK compatibility; the whole plan is sent as one atomic batch.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub parallelism: usize,
@@ -212,6 +256,9 @@ pub struct DiffArgs {
     /// Diff as `apply` would run (no deletes) instead of as `sync`.
     #[arg(long, value_enum, default_value_t = PlanMode::Sync)]
     pub mode: PlanMode,
+    /// Accepted as decK does; `diff` never asks anything, so there is nothing to confirm.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -225,8 +272,11 @@ pub struct ApplyArgs {
     /// State files or directories; `-` reads stdin. Not used with `--plan`.
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A state file, decK's older way to name them (`-s a.yaml -s b.yaml`); repeatable.
+    #[arg(short = 's', long = "state", value_name = "FILE")]
+    pub state: Vec<PathBuf>,
     /// Execute a plan saved by `gantry plan`, refusing it if the state changed since.
-    #[arg(long, value_name = "FILE", conflicts_with = "files")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files", "state"])]
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -321,14 +371,221 @@ pub enum FileCommand {
     Validate(ValidateArgs),
     /// Same as `gantry render`.
     Render(RenderArgs),
+    /// Merge decK files into one: top-level arrays are concatenated, other keys taken from the
+    /// last file; no validation.
+    Merge(FileMergeArgs),
+    /// Apply patches (`--selector` + `--value`, or patch files) on top of a decK file.
+    Patch(FilePatchArgs),
+    /// Add tags to entities (all taggable entities unless `--selector` is given).
+    AddTags(FileAddTagsArgs),
+    /// Remove tags from entities (or keep only some with `--keep-only`).
+    RemoveTags(FileRemoveTagsArgs),
+    /// List the tags in use, sorted.
+    ListTags(FileListTagsArgs),
+    /// Check a decK file against Gantry's built-in rules: plaintext provider keys, routes
+    /// without authentication, repeated model aliases.
+    Lint(FileLintArgs),
+    /// Convert an OpenAPI 3 spec into a decK file (decK's naming rules).
+    #[command(name = "openapi2kong")]
+    Openapi2kong(FileOpenapiArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileOpenapiArgs {
+    /// The OpenAPI 3 spec (YAML or JSON); `-` reads stdin.
+    #[arg(short = 's', long = "spec", default_value = "-", value_name = "FILE")]
+    pub spec: String,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Tag every entity with this tag (instead of the spec's `x-kong-tags`); repeatable.
+    #[arg(long = "select-tag", value_name = "TAG")]
+    pub select_tags: Vec<String>,
+    /// The UUID namespace for the generated ids (default: the DNS namespace, as decK's).
+    #[arg(long, value_name = "UUID")]
+    pub uuid_base: Option<uuid::Uuid>,
+    /// Generate no ids.
+    #[arg(long)]
+    pub no_id: bool,
+    /// Do not make one route per value of a required header enum (gantry never does; without
+    /// this flag such a spec is refused so that the difference from decK is not silent).
+    #[arg(long)]
+    pub skip_route_by_header: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileLintArgs {
+    /// decK's ruleset argument: custom Spectral rulesets are not supported, so giving one is an
+    /// error (the rules are built in).
+    #[arg(value_name = "RULESET")]
+    pub ruleset: Option<String>,
+    /// decK file to lint; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = LintFormat::Plain)]
+    pub format: LintFormat,
+    /// Exit 1 when a finding is at least this severe.
+    #[arg(short = 'F', long, value_enum, default_value_t = LintSeverity::Error)]
+    pub fail_severity: LintSeverity,
+    /// Show only the findings at or above `--fail-severity`.
+    #[arg(short = 'D', long)]
+    pub display_only_failures: bool,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Plain,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintSeverity {
+    Error,
+    Warn,
+    Info,
+    Hint,
+}
+
+/// Input and output of the file tools.
+#[derive(Debug, Clone, Args)]
+pub struct FileIo {
+    /// decK file to process; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileMergeArgs {
+    /// The files to merge, in order.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Yaml)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FilePatchArgs {
+    /// Patch files `{_format_version, patches: [{selectors, values, remove}]}`, applied in order
+    /// after the `--value` flags.
+    #[arg(value_name = "PATCH_FILE")]
+    pub patch_files: Vec<String>,
+    /// JSONPath of the nodes to patch (e.g. `$..services[*]`); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH", requires = "values")]
+    pub selectors: Vec<String>,
+    /// `key:json` to set on selected objects (`key:` removes it), or a JSON array to append
+    /// to selected arrays; repeatable.
+    #[arg(long = "value", value_name = "KEY:JSON", requires = "selectors")]
+    pub values: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileAddTagsArgs {
+    /// The tags to add.
+    #[arg(value_name = "TAG", required = true)]
+    pub tags: Vec<String>,
+    /// JSONPath of the entities to tag (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileRemoveTagsArgs {
+    /// The tags to remove (or, with `--keep-only`, to keep).
+    #[arg(value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Remove every tag except the ones listed (all of them if none are listed).
+    #[arg(long)]
+    pub keep_only: bool,
+    /// Keep tag arrays that end up empty.
+    #[arg(long = "keep-empty-array")]
+    pub keep_empty_array: bool,
+    /// JSONPath of the entities to change (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    #[command(flatten)]
+    pub io: FileIo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FileListTagsArgs {
+    /// decK file to read; `-` reads stdin.
+    #[arg(short = 's', long = "state", default_value = "-", value_name = "FILE")]
+    pub state: String,
+    /// JSONPath of the entities to look at (default: every Kong entity); repeatable.
+    #[arg(long = "selector", value_name = "JSONPATH")]
+    pub selectors: Vec<String>,
+    /// Output: one tag per line (`plain`), or a JSON or YAML list.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = TagListFormat::Plain)]
+    pub format: TagListFormat,
+    /// Output file; `-` writes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output-file",
+        default_value = "-",
+        value_name = "FILE"
+    )]
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagListFormat {
+    Plain,
+    Json,
+    Yaml,
 }
 
 /// Where state files come from: files, directories (walked for .yaml/.yml/.json) or `-` for stdin.
+/// With neither `FILE` nor `-s`, stdin is read.
 #[derive(Debug, Clone, Args)]
 pub struct StateFiles {
-    /// State files or directories; `-` reads stdin.
-    #[arg(value_name = "FILE", default_value = "-")]
+    /// State files or directories; `-` reads stdin (the default).
+    #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A state file, decK's older way to name them (`-s a.yaml -s b.yaml`); repeatable.
+    #[arg(short = 's', long = "state", value_name = "FILE")]
+    pub state: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -338,6 +595,9 @@ pub struct ValidateArgs {
     /// Validate without the `DECK_` variables set: each stands for a placeholder value.
     #[arg(long)]
     pub mock_env: bool,
+    /// Print `{"problems": [{file, line, column, path, message}, ...]}` on stdout.
+    #[arg(long)]
+    pub json_output: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -388,12 +648,63 @@ pub struct AdminArgs {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS to an `https://` admin API (decK's flags and `DECK_*` variables).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Do not verify the admin API's certificate (insecure).
+    #[arg(long, env = "DECK_TLS_SKIP_VERIFY")]
+    pub tls_skip_verify: bool,
+    /// Verify the certificate against this name (and send it as SNI) instead of the address's
+    /// host.
+    #[arg(long, env = "DECK_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// PEM CA certificate(s) to trust for the admin API; wins over `--ca-cert-file`.
+    #[arg(
+        long,
+        env = "DECK_CA_CERT",
+        value_name = "PEM",
+        allow_hyphen_values = true
+    )]
+    pub ca_cert: Option<String>,
+    /// File with PEM CA certificate(s) to trust for the admin API.
+    #[arg(long, env = "DECK_CA_CERT_FILE", value_name = "FILE")]
+    pub ca_cert_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with `--tls-client-key`).
+    #[arg(
+        long,
+        env = "DECK_TLS_CLIENT_CERT",
+        value_name = "PEM",
+        allow_hyphen_values = true
+    )]
+    pub tls_client_cert: Option<String>,
+    /// File with the PEM client certificate for mutual TLS (with `--tls-client-key-file`).
+    #[arg(long, env = "DECK_TLS_CLIENT_CERT_FILE", value_name = "FILE")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(
+        long,
+        env = "DECK_TLS_CLIENT_KEY",
+        value_name = "PEM",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub tls_client_key: Option<String>,
+    /// File with the PEM private key of the client certificate.
+    #[arg(long, env = "DECK_TLS_CLIENT_KEY_FILE", value_name = "FILE")]
+    pub tls_client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct PingArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
+    /// decK's workspace: also check that the control plane of this name exists.
+    #[arg(short = 'w', long, value_name = "NAME")]
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,12 +2,25 @@
 //! `--headers`, `Kong-Admin-Token` and a timeout. Errors name the admin address and carry the
 //! server's message; they never include request bodies (which may hold secrets).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use embedded_gateway::admin::BatchRequest;
 use embedded_gateway::model::ControlPlane;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+
+/// `--verbose`: 0 quiet; 1 or more logs one line per request and one per response on stderr.
+static VERBOSITY: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the `--verbose` level for every client of this process.
+pub fn set_verbosity(level: u8) {
+    VERBOSITY.store(level, Ordering::Relaxed);
+}
+
+fn verbose() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) > 0
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -16,6 +29,8 @@ pub enum ClientError {
     /// Names the header only: its value may be a secret.
     #[error("invalid header {0}: expected KEY:VALUE (the value is not shown)")]
     Header(String),
+    #[error("{0}")]
+    Tls(String),
     #[error("cannot reach the admin API at {addr}: {reason}")]
     Connect { addr: String, reason: String },
     /// The connection was made, then broke before the answer arrived: the request may have
@@ -53,6 +68,7 @@ pub struct ClientOptions {
     pub headers: Vec<String>,
     pub token: Option<String>,
     pub timeout: Duration,
+    pub tls: crate::tls::TlsOptions,
 }
 
 impl ClientOptions {
@@ -68,6 +84,7 @@ impl ClientOptions {
             headers: args.headers.clone(),
             token: args.kong_admin_token.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
+            tls: crate::tls::TlsOptions::from_args(&args.tls),
         }
     }
 }
@@ -81,6 +98,8 @@ pub struct BatchResponse {
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     base: String,
+    /// Names of the headers set by flags, for `--verbose`.
+    header_names: Vec<String>,
     http: reqwest::Client,
     timeout: Duration,
 }
@@ -92,6 +111,11 @@ impl AdminClient {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(ClientError::Address(opts.addr.clone()));
         }
+        let (builder, rewritten) = opts
+            .tls
+            .configure(reqwest::Client::builder(), &parsed)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let base = rewritten.map_or(base, |b| b.trim_end_matches('/').to_owned());
         let mut headers = HeaderMap::new();
         for (i, raw) in opts.headers.iter().enumerate() {
             let (k, v) = raw
@@ -109,8 +133,8 @@ impl AdminClient {
             value.set_sensitive(true);
             headers.insert("kong-admin-token", value);
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
+        let http = builder
+            .default_headers(headers.clone())
             .timeout(opts.timeout)
             .build()
             .map_err(|e| ClientError::Connect {
@@ -119,6 +143,7 @@ impl AdminClient {
             })?;
         Ok(Self {
             base,
+            header_names: headers.keys().map(|k| k.as_str().to_owned()).collect(),
             http,
             timeout: opts.timeout,
         })
@@ -140,15 +165,23 @@ impl AdminClient {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<Option<Value>, ClientError> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(timeout);
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).timeout(timeout);
         if let Some(b) = body {
             req = req.json(b);
         }
+        let started = Instant::now();
+        if verbose() {
+            self.log_request(&method, &url, body.is_some());
+        }
         let res = req.send().await.map_err(|e| self.transport(&e))?;
         let status = res.status().as_u16();
+        if verbose() {
+            eprintln!(
+                "< {status} {method} {url} ({} ms)",
+                started.elapsed().as_millis()
+            );
+        }
         let text = res.text().await.map_err(|e| self.transport(&e))?;
         if status == 204 || (status < 300 && text.is_empty()) {
             return Ok(None);
@@ -173,6 +206,18 @@ impl AdminClient {
             method: method.to_string(),
             path: path.to_owned(),
         })
+    }
+
+    /// The `--verbose` request line, with the header names the flags set (values masked).
+    fn log_request(&self, method: &reqwest::Method, url: &str, has_body: bool) {
+        let mut line = format!("> {method} {url}");
+        for name in &self.header_names {
+            line.push_str(&format!(" [{name}: [masked]]"));
+        }
+        if has_body {
+            line.push_str(" (JSON body not logged)");
+        }
+        eprintln!("{line}");
     }
 
     async fn send_value(
@@ -372,14 +417,15 @@ fn connect_reason(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_owned();
     }
-    if e.is_connect() {
-        return "connection refused".to_owned();
-    }
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         reason = s.to_string();
         source = s.source();
+    }
+    // A refused TCP connection reads the same on every platform; TLS problems keep their cause.
+    if e.is_connect() && (reason.contains("refused") || reason.contains("os error 111")) {
+        return "connection refused".to_owned();
     }
     reason
 }

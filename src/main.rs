@@ -5,12 +5,15 @@ mod client;
 mod commands;
 mod config;
 mod exit;
+mod file_tools;
 mod namespace;
 mod paths;
 mod plan;
 mod reconcile;
 mod references;
+mod settings;
 mod state;
+mod tls;
 mod ui;
 
 use std::process::ExitCode;
@@ -19,7 +22,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // Usage errors exit 1, not clap's 2: exit 2 means drift (`--non-zero-exit-code`).
-    let cli = match cli::Cli::try_parse() {
+    let env = |k: &str| std::env::var(k).ok();
+    let argv = match settings::effective_args(std::env::args_os().collect(), &env) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cli = match cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

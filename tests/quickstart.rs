@@ -174,3 +174,97 @@ fn quickstart_with_mock_llm_points_providers_at_it_and_d_stops_both() {
         "both processes are stopped"
     );
 }
+
+#[test]
+fn a_failed_quickstart_makes_eval_fail_and_says_the_port_problem_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let script = format!(
+        "eval \"$('{}' quickstart --control-plane recipe --data-dir '{}' --proxy-listen 127.0.0.1:0 --admin-listen {addr})\"; echo \"eval=$?\"",
+        env!("CARGO_BIN_EXE_gantry"),
+        dir.path().display()
+    );
+    let out = gantry_shell(&script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim(), "eval=1", "stderr: {stderr}");
+    assert!(
+        stderr.contains("gantry quickstart failed; see the error above"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("already in use").count(),
+        1,
+        "said once: {stderr}"
+    );
+    // On success the output has nothing of the sort (the export lines only).
+    let ok = quickstart(
+        dir.path(),
+        &[
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(stdout.lines().all(|l| l.starts_with("export ")), "{stdout}");
+    quickstart(dir.path(), &["-d"]);
+}
+
+fn gantry_shell(script: &str) -> Output {
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env_remove("GANTRY_DATA_DIR")
+        .env_remove("DECK_KONG_ADDR")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_gateway_log_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gantry()
+        .args(["quickstart", "--control-plane", "recipe", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--proxy-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("GANTRY_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("export DECK_KONG_ADDR='")
+                .map(|a| a.trim_end_matches('\'').to_owned())
+        })
+        .unwrap();
+    // Some traffic, so that the log has more than the start-up lines.
+    let host = admin.trim_start_matches("http://");
+    if let Ok(mut conn) = std::net::TcpStream::connect(host) {
+        use std::io::{Read as _, Write as _};
+        let _ = conn.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let _ = conn.read_to_end(&mut Vec::new());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(dir.path().join("gantry.log")).unwrap();
+    quickstart(dir.path(), &["-d"]);
+    assert!(log.contains("DEBUG"), "debug lines are logged: {log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes: {log:?}");
+}

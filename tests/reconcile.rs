@@ -308,7 +308,9 @@ fn exit_codes_are_0_ok_1_error_and_2_for_drift_with_the_flag() {
     }
     let json_err = fails(ws.run(&["apply", "bad.yaml", "--json-output", "--non-zero-exit-code"]));
     let doc = json_of(&json_err);
-    assert_eq!(doc["errors"].as_array().unwrap().len(), 1, "{doc}");
+    // One object per validation problem.
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["errors"][1]["path"], "services[0].colour", "{doc}");
     fails(ws.run(&[
         "dump",
         "--kong-addr",

@@ -183,3 +183,175 @@ impl Drop for Teardown<'_> {
         }
     }
 }
+
+/// A throwaway Google service account with a freshly generated RSA key; its `token_uri` is
+/// Google's, so reaching the simulator proves quickstart redirected the token exchange.
+fn service_account_json() -> String {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use base64::Engine as _;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let der: Pkcs8V1Der = key.as_der().unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    serde_json::json!({"type": "service_account", "project_id": "my-proj",
+        "client_email": "gantry@my-proj.iam.gserviceaccount.com", "private_key": pem,
+        "token_uri": "https://oauth2.googleapis.com/token"})
+    .to_string()
+}
+
+/// One provider tab of the recipe: its file, its variables, and the models demo.py must see.
+struct Tab {
+    file: &'static str,
+    provider: &'static str,
+    models: (&'static str, &'static str),
+    env: Vec<(&'static str, String)>,
+}
+
+fn tabs() -> Vec<Tab> {
+    vec![
+        Tab {
+            file: "kong.yaml",
+            provider: "openai",
+            models: ("gpt-4o-mini", "gpt-4o"),
+            env: vec![("DECK_OPENAI_TOKEN", "Bearer sk-canary-7f3a".into())],
+        },
+        Tab {
+            file: "providers/anthropic.yaml",
+            provider: "anthropic",
+            models: ("claude-haiku-4-5", "claude-sonnet-4-5"),
+            env: vec![("DECK_ANTHROPIC_API_KEY", "sk-ant-canary".into())],
+        },
+        Tab {
+            file: "providers/azure.yaml",
+            provider: "azure",
+            models: ("gpt-4o-mini", "gpt-4o"),
+            env: vec![
+                ("DECK_AZURE_API_KEY", "azure-canary".into()),
+                ("DECK_AZURE_INSTANCE", "my-openai".into()),
+            ],
+        },
+        Tab {
+            file: "providers/bedrock.yaml",
+            provider: "bedrock",
+            models: (
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            ),
+            env: vec![
+                ("DECK_AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".into()),
+                (
+                    "DECK_AWS_SECRET_ACCESS_KEY",
+                    "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+                ),
+                ("DECK_AWS_REGION", "us-east-1".into()),
+            ],
+        },
+        Tab {
+            file: "providers/vertex.yaml",
+            provider: "gemini",
+            models: ("gemini-2.0-flash", "gemini-2.5-pro"),
+            env: vec![
+                ("DECK_GCP_SERVICE_ACCOUNT_JSON", service_account_json()),
+                ("DECK_GCP_PROJECT_ID", "my-proj".into()),
+                ("DECK_GCP_LOCATION", "us-central1".into()),
+            ],
+        },
+        Tab {
+            file: "providers/mistral.yaml",
+            provider: "mistral",
+            models: ("mistral-small-latest", "mistral-large-latest"),
+            env: vec![("DECK_MISTRAL_API_KEY", "Bearer mistral-canary".into())],
+        },
+    ]
+}
+
+#[test]
+fn every_provider_tab_runs_demo_py_offline_with_mock_llm() {
+    let python = python();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let mock_addr = format!("127.0.0.1:{mock}");
+    let started = ok(Workspace::new().run(&[
+        "quickstart",
+        "--control-plane",
+        CP,
+        "--mock-llm",
+        "--data-dir",
+        data_dir,
+        "--proxy-listen",
+        &format!("127.0.0.1:{proxy}"),
+        "--admin-listen",
+        &format!("127.0.0.1:{admin}"),
+        "--mock-llm-listen",
+        &mock_addr,
+    ]));
+    let proxy_url = export(&started.stdout, "PROXY_URL");
+    let admin_url = export(&started.stdout, "DECK_KONG_ADDR");
+    let guard = Teardown { data_dir };
+    ok(Workspace::new().env("DECK_KONG_ADDR", &admin_url).run(&[
+        "adopt",
+        "control-plane",
+        CP,
+        "--namespace",
+        CP,
+    ]));
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/basic-llm-routing");
+    for tab in tabs() {
+        let mut ws = Workspace::new()
+            .env("DECK_KONG_ADDR", &admin_url)
+            .env("DECK_CHAT_MODEL_1", tab.models.0)
+            .env("DECK_CHAT_MODEL_2", tab.models.1);
+        for (k, v) in &tab.env {
+            ws = ws.env(k, v);
+        }
+        let file = fixtures.join(tab.file);
+        ok(ws.run(&["sync", file.to_str().unwrap(), "--no-color"]));
+        let (_, before) = http("GET", &format!("http://{mock_addr}/_mock/requests"), None);
+        let seen_before = before.as_array().map_or(0, Vec::len);
+        let demo = Command::new(python)
+            .arg(demo_py())
+            .env("PROXY_URL", &proxy_url)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run demo.py");
+        let out = String::from_utf8_lossy(&demo.stdout);
+        assert!(
+            demo.status.success(),
+            "{}: {out}\n{}",
+            tab.file,
+            String::from_utf8_lossy(&demo.stderr)
+        );
+        for line in [
+            format!(
+                "[ROUTED TO] alias='fast' -> upstream model={}/{}",
+                tab.provider, tab.models.0
+            ),
+            format!(
+                "[ROUTED TO] alias='smart' -> upstream model={}/{}",
+                tab.provider, tab.models.1
+            ),
+            "[RESPONSE] The capital of France is Paris.".to_owned(),
+            "[BLOCKED] 401".to_owned(),
+        ] {
+            assert!(out.contains(&line), "{}: {line}\n{out}", tab.file);
+        }
+        // Every upstream call of this tab went to the simulator (nothing left the machine).
+        let (_, after) = http("GET", &format!("http://{mock_addr}/_mock/requests"), None);
+        let calls = after.as_array().map_or(0, Vec::len) - seen_before;
+        assert!(calls >= 2, "{}: {calls} simulator calls: {after}", tab.file);
+        if tab.provider == "gemini" {
+            let paths: Vec<&str> = after.as_array().unwrap()[seen_before..]
+                .iter()
+                .filter_map(|r| r["path"].as_str())
+                .collect();
+            assert!(
+                paths.contains(&"/token"),
+                "the token exchange was redirected: {paths:?}"
+            );
+        }
+    }
+    drop(guard);
+}

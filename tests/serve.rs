@@ -206,6 +206,8 @@ fn a_port_in_use_exits_1_with_one_line() {
         err.contains(&format!("cannot listen on {addr} (admin)")),
         "{err}"
     );
+    assert_eq!(err.matches("in use").count(), 1, "said once: {err}");
+    assert!(err.contains("--admin-listen"), "{err}");
 }
 
 #[test]

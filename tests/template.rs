@@ -208,3 +208,31 @@ fn awkward_values_survive_a_yaml_render_and_reload() {
         assert_eq!(doc["consumers"][0]["keyauth_credentials"][0]["key"], value);
     }
 }
+
+#[test]
+fn angle_templates_render_like_decks_and_survive_a_helm_style_pass() {
+    let w = Workspace::new()
+        .env("DECK_PORT", "8443")
+        .env("DECK_HOST", "api.example.com")
+        .env("DECK_TAG", "a: b #c");
+    // The same file written with decK's delimiters and with `$<< >>`.
+    let deck = "_format_version: \"3.0\"\nservices:\n  - name: svc\n    port: ${{ env \"DECK_PORT\" | toInt }}\n    host: ${{ env \"DECK_HOST\" }}\n    tags: [\"t-${{ env \"DECK_TAG\" }}\", '${{ env \"DECK_TAG\" }}']\n".to_owned();
+    w.write("deck.yaml", &deck);
+    w.write(
+        "angle.yaml",
+        &deck.replace("${{", "$<<").replace("}}", ">>"),
+    );
+    let expected = render_json(&w, "deck.yaml");
+    assert_eq!(render_json(&w, "angle.yaml"), expected);
+    let svc = &expected["services"][0];
+    assert_eq!(svc["port"], 8443);
+    assert_eq!(svc["tags"], serde_json::json!(["a: b #c", "t-a: b #c"]));
+    // An unset variable in the angle form names the variable and its place.
+    w.write(
+        "unset.yaml",
+        &minimal("    host: $<< env \"DECK_NOPE\" >>\n"),
+    );
+    w.run(&["validate", "unset.yaml"]).assert_fails_with(&[
+        "unset.yaml:8:11: environment variable 'DECK_NOPE' present in state file but not set",
+    ]);
+}

@@ -1,9 +1,10 @@
 //! The `gantry` integration tests: each module spawns the real binary against real files.
 
-mod util;
-
 mod admin_state;
 mod battery;
+mod config_file;
+mod deck_flags;
+mod file_tools;
 mod help;
 mod layers;
 mod live_refs;
@@ -17,6 +18,9 @@ mod sdk;
 mod seed_flow;
 mod serve;
 mod serve_hardening;
+mod shell_tools;
 mod tags;
 mod template;
+mod tls;
+mod util;
 mod validate;

@@ -353,3 +353,64 @@ fn yaml_anchors_and_merge_keys_work_as_in_deck() {
     assert_eq!(doc["services"][1]["name"], "b");
     assert_eq!(doc["services"][1]["retries"], 2);
 }
+
+#[test]
+fn json_output_lists_each_problem_as_its_own_object() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: svc\n    host: example.com\n    retriez: 3\n    routes:\n      - name: r\n        pathz: [/r]\n",
+    );
+    let expected = serde_json::json!([
+        {"file": "kong.yaml", "line": 5, "column": 5, "path": "services[0].retriez", "message": "unknown field"},
+        {"file": "kong.yaml", "line": 7, "column": 9, "path": "services[0].routes[0]", "message": "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http' or 'https'"},
+        {"file": "kong.yaml", "line": 8, "column": 9, "path": "services[0].routes[0].pathz", "message": "unknown field"},
+    ]);
+    let run = w.run(&["validate", "--json-output", "kong.yaml"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["problems"], expected);
+    // The reconciling commands' report carries the same objects in `errors`, before any
+    // connection is tried.
+    for cmd in ["diff", "apply", "sync"] {
+        let run = w.run(&[
+            cmd,
+            "--json-output",
+            "--kong-addr",
+            "http://127.0.0.1:9",
+            "kong.yaml",
+        ]);
+        assert_eq!(run.code, 1, "{cmd}: {}", run.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+        assert_eq!(doc["errors"], expected, "{cmd}");
+    }
+    // A valid file gives an empty list and exit 0.
+    w.write("ok.yaml", &crate::util::minimal(""));
+    let ok = w.run(&["validate", "--json-output", "ok.yaml"]);
+    ok.assert_ok();
+    assert_eq!(ok.stdout.trim(), "{\n  \"problems\": []\n}");
+}
+
+#[test]
+fn mock_env_does_not_report_templated_numbers_and_booleans_as_wrong_types() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: ${{ env \"DECK_HOST\" }}\n    port: ${{ env \"DECK_PORT\" }}\n    retries: $<< env \"DECK_RETRIES\" >>\n    enabled: ${{ env \"DECK_ON\" }}\n    routes:\n      - name: r\n        paths: [/r]\n",
+    );
+    w.run(&["validate", "--mock-env", "kong.yaml"]).assert_ok();
+    // A quoted template is a string whatever its value, so that is still a type error...
+    w.write(
+        "quoted.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    port: \"${{ env \"DECK_PORT\" }}\"\n",
+    );
+    w.run(&["validate", "--mock-env", "quoted.yaml"])
+        .assert_fails_with(&["quoted.yaml:5:5: services[0].port: expected an integer"]);
+    // ...and so is a literal of the wrong type.
+    w.write(
+        "literal.yaml",
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    host: h\n    port: eighty\n",
+    );
+    w.run(&["validate", "--mock-env", "literal.yaml"])
+        .assert_fails_with(&["literal.yaml:5:5: services[0].port: expected an integer"]);
+}

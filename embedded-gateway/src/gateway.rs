@@ -68,11 +68,12 @@ pub enum GatewayError {
         "refusing to expose the admin API on {0} without a token; set --admin-token (or GANTRY_ADMIN_TOKEN) or listen on a loopback address"
     )]
     AdminExposed(SocketAddr),
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    /// The reason is text, not a `source`, so that error chains say it once.
+    #[error("cannot listen on {addr} ({what}): {reason}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        reason: String,
     },
     #[error("cannot open the store in {dir}: {source}")]
     Store { dir: PathBuf, source: StoreError },
@@ -109,12 +110,8 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     }
     let dbless = config.dbless.is_some();
     let (store, control_plane) = open_store(&config).await?;
-    let proxy_listener =
-        listen_proxy(config.proxy_listen).map_err(|source| GatewayError::Bind {
-            what: "proxy",
-            addr: config.proxy_listen,
-            source,
-        })?;
+    let proxy_listener = listen_proxy(config.proxy_listen)
+        .map_err(|e| bind_error("proxy", config.proxy_listen, &e))?;
     let admin_listener = listen("admin", config.admin_listen).await?;
     let proxy = Proxy::new(config.proxy_options.clone());
     let cp_id = control_plane.id.clone();
@@ -186,7 +183,18 @@ async fn open_store(config: &GatewayConfig) -> Result<(Store, ControlPlane), Gat
 async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| GatewayError::Bind { what, addr, source })
+        .map_err(|e| bind_error(what, addr, &e))
+}
+
+fn bind_error(what: &'static str, addr: SocketAddr, e: &std::io::Error) -> GatewayError {
+    let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "the address is already in use (is another gateway running?); pick another with --{what}-listen"
+        )
+    } else {
+        e.to_string()
+    };
+    GatewayError::Bind { what, addr, reason }
 }
 
 /// Binds the proxy listener. On Linux it is one of a group of `SO_REUSEPORT` sockets (one per

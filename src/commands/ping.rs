@@ -10,6 +10,9 @@ pub fn run(args: PingArgs) -> anyhow::Result<ExitStatus> {
     let client = AdminClient::new(&ClientOptions::from_args(&args.admin))?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let root = runtime.block_on(client.root())?;
+    if let Some(name) = &args.workspace {
+        runtime.block_on(crate::reconcile::resolve_target(&client, Some(name)))?;
+    }
     let version = root
         .get("version")
         .and_then(|v| v.as_str())
@@ -22,6 +25,9 @@ pub fn run(args: PingArgs) -> anyhow::Result<ExitStatus> {
         .and_then(|v| v.as_str())
     {
         println!("Gantry version:  {g}");
+    }
+    if let Some(name) = &args.workspace {
+        println!("Control plane:  {name}");
     }
     Ok(ExitStatus::Success)
 }

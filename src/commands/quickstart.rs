@@ -35,6 +35,15 @@ struct State {
 }
 
 pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
+    let destroy = args.destroy;
+    run_inner(args).inspect_err(|_| {
+        if !destroy {
+            fail_eval();
+        }
+    })
+}
+
+fn run_inner(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
     let dir = paths::data_dir(args.data_dir.clone())?;
     fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))?;
@@ -43,6 +52,15 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitStatus> {
         destroy(&args, &dir, &files)
     } else {
         start(&args, &dir, &files)
+    }
+}
+
+/// `eval "$(gantry quickstart)"` must fail when quickstart fails: when stdout is captured, print
+/// a shell line that reports the failure and makes `eval` return non-zero.
+fn fail_eval() {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        println!("echo 'gantry quickstart failed; see the error above' >&2; false");
     }
 }
 
@@ -89,6 +107,12 @@ fn start(args: &QuickstartArgs, dir: &Path, files: &QuickstartFiles) -> anyhow::
         .iter()
         .map(|p| format!("{p}={base}"))
         .collect();
+        // Vertex's service-account token exchange goes to the simulator's `POST /token` too;
+        // hosted providers' explicit `upstream_url`s follow their override (Mistral's tab).
+        overrides.push(format!(
+            "{}={base}",
+            embedded_gateway::ai::providers::GCP_OAUTH_OVERRIDE
+        ));
     }
     let mut child = spawn_serve(&exe, args, dir, files, &overrides)?;
     let (proxy, admin) = match wait_ready(&mut child, &files.log) {
@@ -228,6 +252,7 @@ fn wait_healthy(admin_url: &str, mut child: Option<&mut Child>) -> anyhow::Resul
             .ok()
             .filter(|t| !t.is_empty()),
         timeout: Duration::from_secs(2),
+        tls: Default::default(),
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     let deadline = Instant::now() + START_TIMEOUT;

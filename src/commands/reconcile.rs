@@ -59,9 +59,15 @@ pub fn resolve_scope(
             "tags specified in the state file ({file:?}) and via --select-tag ({flag:?}) are different\n\nhint: give the tags either in `_info.select_tags` or with `--select-tag`; when both are given they must match"
         );
     }
+    let flag_cp = match (&args.control_plane, &args.workspace) {
+        (Some(cp), Some(ws)) if cp != ws => bail!(
+            "--workspace '{ws}' and --control-plane '{cp}' name different control planes; Gantry has no workspaces: `-w NAME` means `--control-plane NAME`"
+        ),
+        (cp, ws) => cp.clone().or_else(|| ws.clone()),
+    };
     Ok(Scope {
         select_tags: if flag.is_empty() { file } else { flag },
-        control_plane: args.control_plane.clone().or(file_cp.map(str::to_owned)),
+        control_plane: flag_cp.or(file_cp.map(str::to_owned)),
         namespace: args.namespace.clone().or(file_ns.map(str::to_owned)),
         skip_consumers: args.skip_consumers,
     })
@@ -108,7 +114,7 @@ pub fn load_files(files: &[PathBuf], args: &ScopeArgs) -> anyhow::Result<(Loaded
         live_references: true,
         ..LoadOptions::default()
     };
-    let loaded = crate::state::load(files, &opts).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let loaded = crate::state::load(files, &opts)?;
     let scope = resolve_scope(
         &loaded.select_tags,
         loaded.control_plane_name.as_deref(),
@@ -181,13 +187,22 @@ fn report(plan: &Plan, report: &ReportArgs, ui: Ui, warnings: &[String]) -> Exit
     if report.json_output {
         let doc = render::json(plan, opts, warnings, &[]);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    } else {
+    } else if !report.silence_events {
         print!("{}", render::text(plan, opts));
     }
     if report.non_zero_exit_code && !plan.is_empty() {
         ExitStatus::Drift
     } else {
         ExitStatus::Success
+    }
+}
+
+/// The `errors` of a JSON report: one object per validation problem (`file`, `line`, `column`,
+/// `path`, `message`), or one `{"message"}` object for any other error.
+pub fn error_objects(err: &anyhow::Error) -> Vec<serde_json::Value> {
+    match err.downcast_ref::<crate::config::Diagnostics>() {
+        Some(problems) => problems.0.iter().map(|d| d.to_json()).collect(),
+        None => vec![serde_json::json!({ "message": format!("{err:#}") })],
     }
 }
 
@@ -199,7 +214,7 @@ fn fail_json(report: &ReportArgs, err: anyhow::Error) -> anyhow::Result<ExitStat
             base_revision: None,
             changes: Vec::new(),
         };
-        let doc = render::json(&empty, RenderOptions::default(), &[], &[format!("{err:#}")]);
+        let doc = render::json(&empty, RenderOptions::default(), &[], &error_objects(&err));
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     Err(err)
@@ -211,7 +226,10 @@ pub fn diff(args: DiffArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Sync => Mode::Sync,
     };
     let run = || -> anyhow::Result<Plan> {
-        let (loaded, scope) = load_files(&args.state.files, &args.scope)?;
+        let (loaded, scope) = load_files(
+            &super::state_files(&args.state.files, &args.state.state),
+            &args.scope,
+        )?;
         runtime()?.block_on(async {
             let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
             plan_live(&client, &target, &loaded, &scope, mode).await
@@ -272,11 +290,7 @@ pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     if let Some(plan_file) = &args.plan {
         return apply_saved(plan_file, &args, ui);
     }
-    let files = if args.files.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        args.files.clone()
-    };
+    let files = super::state_files(&args.files, &args.state);
     plan_and_execute(
         &files,
         &args.admin,
@@ -289,7 +303,7 @@ pub fn apply(args: ApplyArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
 
 pub fn sync(args: SyncArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
     plan_and_execute(
-        &args.state.files,
+        &super::state_files(&args.state.files, &args.state.state),
         &args.admin,
         &args.scope,
         &args.report,
@@ -311,7 +325,10 @@ pub fn save(args: PlanArgs, ui: Ui) -> anyhow::Result<ExitStatus> {
         PlanMode::Apply => Mode::Apply,
         PlanMode::Sync => Mode::Sync,
     };
-    let (loaded, scope) = load_files(&args.state.files, &args.scope)?;
+    let (loaded, scope) = load_files(
+        &super::state_files(&args.state.files, &args.state.state),
+        &args.scope,
+    )?;
     let plan = runtime()?.block_on(async {
         let (client, target) = connect(&args.admin, &scope, Access::Read, ui).await?;
         plan_live(&client, &target, &loaded, &scope, mode).await
@@ -393,6 +410,7 @@ mod tests {
     fn scope_args(tags: &[&str]) -> ScopeArgs {
         ScopeArgs {
             control_plane: None,
+            workspace: None,
             namespace: None,
             select_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
             skip_consumers: false,

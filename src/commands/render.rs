@@ -16,7 +16,10 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitStatus> {
         mock_env: args.mock_env,
         ..LoadOptions::default()
     };
-    let loaded = match state::load(&args.state.files, &opts) {
+    let loaded = match state::load(
+        &super::state_files(&args.state.files, &args.state.state),
+        &opts,
+    ) {
         Ok(l) => l,
         Err(problems) => {
             eprintln!("{problems}");

@@ -13,6 +13,8 @@ use embedded_gateway::proxy::{BodyTimeouts, ProxyOptions};
 use embedded_gateway::snapshot::ConfigSnapshot;
 
 use crate::cli::ServeArgs;
+use std::io::IsTerminal as _;
+
 use crate::exit::ExitStatus;
 use crate::paths;
 
@@ -32,9 +34,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal: quickstart's log file (and any redirect) gets plain text.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

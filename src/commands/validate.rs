@@ -1,5 +1,5 @@
 //! Owns `gantry validate` (and `gantry file validate`): load and check state files offline and
-//! list every problem, each as `file:line:col: path: message`.
+//! list every problem, each as `file:line:col: path: message` (or as JSON objects).
 
 use crate::cli::ValidateArgs;
 use crate::exit::ExitStatus;
@@ -10,7 +10,27 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitStatus> {
         mock_env: args.mock_env,
         ..LoadOptions::default()
     };
-    match state::load(&args.state.files, &opts) {
+    let result = state::load(
+        &super::state_files(&args.state.files, &args.state.state),
+        &opts,
+    );
+    if args.json_output {
+        let problems = result
+            .as_ref()
+            .err()
+            .map(|p| p.0.as_slice())
+            .unwrap_or_default();
+        let doc = serde_json::json!({
+            "problems": problems.iter().map(|d| d.to_json()).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(if problems.is_empty() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        });
+    }
+    match result {
         Ok(_) => Ok(ExitStatus::Success),
         Err(problems) => {
             eprintln!("{problems}");

@@ -156,7 +156,12 @@ fn parse_one(
     opts: &LoadOptions,
 ) -> (Option<Parsed>, Vec<Diagnostic>) {
     match source_and_value(name, syntax, text, opts) {
-        Ok((source, value)) => typed(source, value),
+        Ok((source, mut value)) => {
+            if opts.mock_env {
+                type_mock_values(&source, &mut value);
+            }
+            typed(source, value)
+        }
         Err(d) => (None, d),
     }
 }
@@ -225,6 +230,67 @@ fn normalize_top(value: Value) -> Value {
         *v = Value::String(v.to_string());
     }
     value
+}
+
+/// With `--mock-env`, a plain `${{ env "DECK_X" }}` stands for its name, a string; where the
+/// schema wants a number or a boolean it becomes decK's typed placeholder (42, false) instead,
+/// since the real value would be typed by YAML. Quoted templates stay strings.
+fn type_mock_values(source: &Source, value: &mut Value) {
+    let is_placeholder = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            s.len() > template::PREFIX.len()
+                && s.starts_with(template::PREFIX)
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+    };
+    for e in schema::validate(value) {
+        let placeholder = match e.message.as_str() {
+            m if m.contains("integer") || m.contains("number") => Value::from(42),
+            m if m.contains("boolean") => Value::Bool(false),
+            _ => continue,
+        };
+        if !get_path(value, &e.path).is_some_and(is_placeholder) {
+            continue;
+        }
+        // Only when the template is written unquoted after the key, as in `port: ${{ … }}`.
+        let d = source.diag(&e.path, "");
+        let line = source
+            .original
+            .lines()
+            .nth(d.line.saturating_sub(1))
+            .unwrap_or("");
+        let after_key = line.split_once(':').map_or("", |(_, v)| v).trim_start();
+        if (after_key.starts_with("${{") || after_key.starts_with("$<<"))
+            && let Some(slot) = get_path_mut(value, &e.path)
+        {
+            *slot = placeholder;
+        }
+    }
+}
+
+fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = value;
+    for seg in split_path(path) {
+        node = match (node, &seg) {
+            (Value::Object(m), Seg::Key(k)) => m.get(k.as_str())?,
+            (Value::Array(a), Seg::Index(i)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+fn get_path_mut<'a>(value: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    let mut node = value;
+    for seg in split_path(path) {
+        node = match (node, &seg) {
+            (Value::Object(m), Seg::Key(k)) => m.get_mut(k.as_str())?,
+            (Value::Array(a), Seg::Index(i)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
 }
 
 /// Schema-checks a value and types it, leaving out fields with schema problems.

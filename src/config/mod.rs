@@ -39,6 +39,21 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The problem as one JSON object: `file`, `line`, `column`, `path`, `message` (`line` and
+    /// `column` are null when the problem has no place in the file, `path` when not in an entity).
+    pub fn to_json(&self) -> serde_json::Value {
+        let place = |n: usize| (self.line > 0).then_some(n);
+        serde_json::json!({
+            "file": self.file,
+            "line": place(self.line),
+            "column": place(self.col),
+            "path": (!self.path.is_empty()).then_some(&self.path),
+            "message": self.message,
+        })
+    }
+}
+
 /// Every problem found, in file order; displayed one per line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
@@ -110,5 +125,9 @@ mod tests {
             ..d
         };
         assert_eq!(d.to_string(), "kong.yaml: unknown field");
+        assert_eq!(
+            d.to_json(),
+            serde_json::json!({"file": "kong.yaml", "line": null, "column": null, "path": null, "message": "unknown field"})
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! re-indented), a plain scalar (kept plain when safe, so `port: ${{ env "DECK_PORT" }}` stays an
 //! integer as in decK; double-quoted otherwise), and for JSON a string (JSON escapes) or a bare
 //! value (kept when it is a JSON scalar, quoted otherwise).
+//!
+//! `$<< env "DECK_NAME" >>` is accepted everywhere `${{ … }}` is, with the same functions and
+//! escaping: Helm, Jinja and Go templates leave it alone, so a decK file can go through them.
 
 /// The prefix every variable name must carry (decK's anti-exfiltration rule).
 pub const PREFIX: &str = "DECK_";
@@ -112,8 +115,11 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-const OPEN: &str = "${{";
-const CLOSE: &str = "}}";
+/// The two delimiter pairs: decK's `${{ … }}`, and `$<< … >>`, which Helm, Jinja and Go
+/// templates leave alone, so a file can pass through one of them before Gantry reads it.
+const DELIMITERS: [(&str, &str); 2] = [("${{", "}}"), ("$<<", ">>")];
+/// Both openers have the same length.
+const OPEN_LEN: usize = 3;
 
 struct Expander<'a, 'e> {
     src: &'a str,
@@ -126,6 +132,14 @@ struct Expander<'a, 'e> {
 impl Expander<'_, '_> {
     fn at(&self, i: usize, s: &str) -> bool {
         self.src[i..].starts_with(s)
+    }
+
+    /// The closing delimiter when a template opens at `i`.
+    fn opens(&self, i: usize) -> Option<&'static str> {
+        DELIMITERS
+            .iter()
+            .find(|(open, _)| self.at(i, open))
+            .map(|(_, close)| *close)
     }
 
     fn byte(&self, i: usize) -> Option<u8> {
@@ -152,12 +166,13 @@ impl Expander<'_, '_> {
     /// The end of the template starting at `i` (just past `}}`), or the end of the line when it
     /// is not closed there.
     fn template_end(&self, i: usize) -> Result<usize, usize> {
-        let body_start = i + OPEN.len();
+        let close = self.opens(i).unwrap_or("}}");
+        let body_start = i + OPEN_LEN;
         let line_end = self.src[body_start..]
             .find('\n')
             .map_or(self.src.len(), |n| body_start + n);
-        match self.src[body_start..line_end].find(CLOSE) {
-            Some(n) => Ok(body_start + n + CLOSE.len()),
+        match self.src[body_start..line_end].find(close) {
+            Some(n) => Ok(body_start + n + close.len()),
             None => Err(line_end),
         }
     }
@@ -165,18 +180,20 @@ impl Expander<'_, '_> {
     /// Evaluates the template at `i`; returns its value (None after recording an error) and
     /// the offset just past it.
     fn evaluate(&mut self, i: usize) -> (Option<Value>, usize) {
+        let open = &self.src[i..i + OPEN_LEN];
+        let close = self.opens(i).unwrap_or("}}");
         let end = match self.template_end(i) {
             Ok(end) => end,
             Err(line_end) => {
                 self.error(
                     i,
-                    "template is not closed with '}}' on the same line".to_owned(),
+                    format!("template is not closed with '{close}' on the same line"),
                 );
                 return (None, line_end);
             }
         };
-        let body = &self.src[i + OPEN.len()..end - CLOSE.len()];
-        match parse(body).and_then(|expr| expr.eval(self.env)) {
+        let body = &self.src[i + OPEN_LEN..end - close.len()];
+        match parse(body, open, close).and_then(|expr| expr.eval(self.env)) {
             Ok(v) => (Some(v), end),
             Err(message) => {
                 self.error(i, message);
@@ -191,7 +208,7 @@ impl Expander<'_, '_> {
         let mut i = 0;
         let mut in_string = false;
         while i < self.src.len() {
-            if self.at(i, OPEN) {
+            if self.opens(i).is_some() {
                 let (value, end) = self.evaluate(i);
                 let text = value.map(|v| json_text(&v, in_string)).unwrap_or_default();
                 self.replace(i, end, &text);
@@ -246,7 +263,7 @@ impl Expander<'_, '_> {
     fn block_line(&mut self, start: usize, line_end: usize, indent: usize) -> usize {
         let mut i = start;
         while i < line_end {
-            if self.at(i, OPEN) {
+            if self.opens(i).is_some() {
                 let (value, end) = self.evaluate(i);
                 let pad = format!("\n{}", " ".repeat(indent));
                 let text = value
@@ -341,7 +358,7 @@ impl Expander<'_, '_> {
         self.copy(start, start + 1);
         let mut i = start + 1;
         while i < self.src.len() {
-            if self.at(i, OPEN) {
+            if self.opens(i).is_some() {
                 let (value, end) = self.evaluate(i);
                 let text = value.map(|v| dq_escape(&v.text())).unwrap_or_default();
                 self.replace(i, end, &text);
@@ -369,7 +386,7 @@ impl Expander<'_, '_> {
         let mut i = start + 1;
         let mut has_template = false;
         while i < self.src.len() {
-            if self.at(i, OPEN) {
+            if self.opens(i).is_some() {
                 has_template = true;
                 i = self.template_end(i).unwrap_or_else(|e| e);
                 continue;
@@ -397,7 +414,7 @@ impl Expander<'_, '_> {
         let mut text = String::from("\"");
         let mut j = start + 1;
         while j < body_end {
-            if self.at(j, OPEN) {
+            if self.opens(j).is_some() {
                 let (value, after) = self.evaluate(j);
                 text.push_str(&value.map(|v| dq_escape(&v.text())).unwrap_or_default());
                 j = after;
@@ -428,7 +445,7 @@ impl Expander<'_, '_> {
         let mut literal = String::new();
         let mut failed = false;
         while let Some(c) = self.byte(i) {
-            if self.at(i, OPEN) {
+            if self.opens(i).is_some() {
                 let (value, end) = self.evaluate(i);
                 if !literal.is_empty() {
                     parts.push(Ok(std::mem::take(&mut literal)));
@@ -569,10 +586,10 @@ struct Expr {
 
 const USAGE: &str = r#"expected `env "DECK_NAME"`, optionally piped to toBool, toInt or toFloat"#;
 
-fn parse(body: &str) -> Result<Expr, String> {
+fn parse(body: &str, open: &str, close: &str) -> Result<Expr, String> {
     let tokens = tokenize(body)?;
     let mut it = tokens.into_iter();
-    let unsupported = || format!("unsupported template '${{{{{body}}}}}': {USAGE}");
+    let unsupported = || format!("unsupported template '{open}{body}{close}': {USAGE}");
     match it.next() {
         Some(Token::Ident(f)) if f == "env" => {}
         Some(Token::Ident(f)) if !matches!(f.as_str(), "toBool" | "toInt" | "toFloat") => {
@@ -1009,5 +1026,63 @@ mod tests {
         assert_eq!(e.original_offset(exp_bb), src.find("bb").unwrap());
         assert_eq!(e.original_offset(5), 3);
         assert_eq!(line_col(src, src.find("bb").unwrap()), (2, 1));
+    }
+
+    /// The same text with `${{ … }}` written as `$<< … >>`.
+    fn angle(text: &str) -> String {
+        text.replace("${{", "$<<").replace("}}", ">>")
+    }
+
+    #[test]
+    fn angle_delimiters_expand_exactly_like_decks() {
+        let lines = [
+            "k: ${{ env \"DECK_V\" }}\n",
+            "k: \"pre ${{ env \"DECK_V\" }}/post\" # c\n",
+            "k: 'it''s ${{ env \"DECK_V\" }}'\n",
+            "k: [${{ env \"DECK_V\" }}, b]\n",
+            "k: |\n  ${{ env \"DECK_V\" }}\nn: 1\n",
+            "url: http://${{ env \"DECK_V\" }}:8000/v1 # note\n",
+            "port: ${{ env \"DECK_N\" | toInt }}\n",
+        ];
+        for line in lines {
+            for v in AWKWARD {
+                let vars = [("DECK_V", v), ("DECK_N", "8")];
+                assert_eq!(
+                    yaml(&vars, &angle(line)),
+                    yaml(&vars, line),
+                    "{line:?} with {v:?}"
+                );
+            }
+        }
+        let json = "{\"a\": \"x ${{ env \"DECK_V\" }}\", \"n\": ${{ env \"DECK_N\" }}}";
+        let vars = [("DECK_V", "q\"uote"), ("DECK_N", "8")];
+        assert_eq!(
+            with(&vars, Syntax::Json, &angle(json)),
+            with(&vars, Syntax::Json, json)
+        );
+    }
+
+    #[test]
+    fn angle_delimiters_mix_with_decks_and_pass_other_template_engines_untouched() {
+        let text = "a: ${{ env \"DECK_A\" }}-$<< env \"DECK_B\" >>\nb: \"{{ .Values.x }}\"\n";
+        assert_eq!(
+            yaml(&[("DECK_A", "1"), ("DECK_B", "2")], text),
+            "a: 1-2\nb: \"{{ .Values.x }}\"\n"
+        );
+    }
+
+    #[test]
+    fn angle_delimiter_errors_name_the_angle_form() {
+        let unclosed = with(&[], Syntax::Yaml, "k: $<< env \"DECK_V\" }}\n").unwrap_err();
+        assert_eq!(
+            unclosed,
+            ["1:4: template is not closed with '>>' on the same line"]
+        );
+        let bad = with(&[], Syntax::Yaml, "k: $<< env >>\n").unwrap_err();
+        assert!(bad[0].contains("'$<< env >>'"), "{bad:?}");
+        let comment = "# $<< env \"DECK_UNSET\" >>\nk: 1\n";
+        assert_eq!(yaml(&[], comment), comment);
+        let unset = with(&[], Syntax::Yaml, "k: $<< env \"DECK_GONE\" >>\n").unwrap_err();
+        assert!(unset[0].contains("DECK_GONE"), "{unset:?}");
     }
 }

@@ -196,7 +196,7 @@ struct JsonField {
 }
 
 /// The `--json-output` report: decK's shape, masked, with errors and warnings.
-pub fn json(plan: &Plan, opts: RenderOptions, warnings: &[String], errors: &[String]) -> Value {
+pub fn json(plan: &Plan, opts: RenderOptions, warnings: &[String], errors: &[Value]) -> Value {
     let of = |action: Action| -> Vec<JsonChange> {
         plan.changes
             .iter()

@@ -81,7 +81,15 @@ pub(super) fn compile_target(t: &Target, overrides: &HashMap<String, String>) ->
         overrides.get(provider).map(String::as_str),
     );
     let tokens = match BearerSource::from_auth(&t.auth) {
-        Some(Ok(ts)) => Some(ts),
+        Some(Ok(mut ts)) => {
+            if let (BearerSource::Gcp(g), Some(base)) = (
+                &mut ts,
+                overrides.get(crate::ai::providers::GCP_OAUTH_OVERRIDE),
+            ) {
+                g.redirect_token_exchange(base);
+            }
+            Some(ts)
+        }
         Some(Err(why)) => {
             url = Err(why);
             None

@@ -47,13 +47,30 @@ pub fn endpoint(o: &ModelOptions, base: Option<&str>) -> Result<url::Url, String
         Some((b, p)) => (b, p),
         None => (DEFAULT_BASE.to_owned(), AI_STUDIO_PREFIX.to_owned()),
     };
-    let base = o.upstream_url.as_deref().or(base).unwrap_or(&default_base);
-    let mut url = url::Url::parse(base).map_err(|e| format!("invalid upstream URL: {e}"))?;
+    let mut url = match (&o.upstream_url, base) {
+        // An explicit URL at Google's own hosts follows an override too (the simulator of
+        // `quickstart --mock-llm`); any other URL is kept.
+        (Some(u), Some(b)) if is_google(u) => super::reorigin(u, b)?,
+        (Some(u), _) => url::Url::parse(u).map_err(|e| format!("invalid upstream URL: {e}"))?,
+        (None, b) => url::Url::parse(b.unwrap_or(&default_base))
+            .map_err(|e| format!("invalid upstream URL: {e}"))?,
+    };
     if !url.path().contains("/models") {
         let path = format!("{}{prefix}", url.path().trim_end_matches('/'));
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// True for URLs at Google's API hosts (`*.googleapis.com`).
+fn is_google(u: &str) -> bool {
+    url::Url::parse(u)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h == "googleapis.com" || h.ends_with(".googleapis.com"))
+        })
+        .unwrap_or(false)
 }
 
 /// `…/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`.

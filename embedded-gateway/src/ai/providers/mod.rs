@@ -46,10 +46,16 @@ impl ProviderKind {
             Self::Gemini => gemini::endpoint(o, base),
             Self::Bedrock => bedrock::endpoint(o, base),
             _ => {
-                if let Some(u) = &o.upstream_url {
-                    return parse(u);
-                }
                 let (default, path) = self.default_endpoint();
+                if let Some(u) = &o.upstream_url {
+                    // An explicit URL at the provider's own public host follows an override
+                    // too (the simulator of `quickstart --mock-llm`); any other URL (a proxy,
+                    // a self-hosted model) is kept.
+                    return match (base, default) {
+                        (Some(b), Some(d)) if same_host(u, d) => reorigin(u, b),
+                        _ => parse(u),
+                    };
+                }
                 let base = base.or(default).ok_or_else(|| {
                     format!(
                         "the {} provider needs 'model.options.upstream_url' (self-hosted model)",
@@ -224,10 +230,67 @@ pub fn native_request(
     encode(&Value::Object(body), kind.name())
 }
 
+/// True when both URLs name the same host.
+fn same_host(a: &str, b: &str) -> bool {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    };
+    host(a).is_some_and(|h| Some(h) == host(b))
+}
+
+/// `url` with its scheme, host and port taken from `base` (path and query kept).
+pub fn reorigin(url: &str, base: &str) -> Result<url::Url, String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("invalid upstream URL: {e}"))?;
+    let b = url::Url::parse(base).map_err(|e| format!("invalid upstream URL: {e}"))?;
+    u.set_scheme(b.scheme())
+        .and_then(|()| u.set_host(b.host_str()).map_err(|_| ()))
+        .and_then(|()| u.set_port(b.port()))
+        .map_err(|()| format!("cannot point '{url}' at '{base}'"))?;
+    Ok(u)
+}
+
+/// The override key that sends Google's service-account token exchange elsewhere (to the
+/// simulator's `POST /token`), as `serve --upstream-override gcp_oauth=URL`.
+pub const GCP_OAUTH_OVERRIDE: &str = "gcp_oauth";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ai::config::MistralFormat;
     use http::HeaderValue;
+
+    #[test]
+    fn an_override_moves_a_hosted_providers_explicit_url_but_not_a_self_hosted_one() {
+        let options = |url: &str| -> ModelOptions {
+            serde_json::from_value(serde_json::json!({ "upstream_url": url })).unwrap()
+        };
+        let mistral = options("https://api.mistral.ai/v1/chat/completions");
+        let kind = ProviderKind::Mistral(MistralFormat::Openai);
+        let url = kind
+            .endpoint(&mistral, Some("http://127.0.0.1:9090"))
+            .unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9090/v1/chat/completions");
+        assert_eq!(
+            kind.endpoint(&mistral, None).unwrap().as_str(),
+            "https://api.mistral.ai/v1/chat/completions"
+        );
+        // An explicit URL elsewhere (a company proxy) stays where it is.
+        let proxy = options("https://llm-proxy.internal/v1/chat/completions");
+        assert_eq!(
+            kind.endpoint(&proxy, Some("http://127.0.0.1:9090"))
+                .unwrap()
+                .as_str(),
+            "https://llm-proxy.internal/v1/chat/completions"
+        );
+        let ollama = options("http://gpu-box:11434/api/chat");
+        let kind = ProviderKind::Mistral(MistralFormat::Ollama);
+        let url = kind
+            .endpoint(&ollama, Some("http://127.0.0.1:9090"))
+            .unwrap();
+        assert_eq!(url.as_str(), "http://gpu-box:11434/api/chat");
+    }
 
     fn decoder(kind: ProviderKind, ct: Option<&'static str>) -> &'static str {
         let ct = ct.map(HeaderValue::from_static);

@@ -85,6 +85,12 @@ impl TokenSource {
         })
     }
 
+    /// Sends the token exchange to `base` + `/token` instead of the account's `token_uri`
+    /// (`serve --upstream-override gcp_oauth=URL`, used by `quickstart --mock-llm`).
+    pub fn redirect_token_exchange(&mut self, base: &str) {
+        self.token_uri = format!("{}/token", base.trim_end_matches('/'));
+    }
+
     /// The signed JWT assertion for `now` (seconds since the epoch).
     pub fn assertion(&self, now: u64) -> Result<String, String> {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
