@@ -242,3 +242,84 @@ fn demo_py_keeps_answering_fast_while_its_first_target_is_down() {
         "{stdout}"
     );
 }
+
+/// The recipe with key-auth's `key_in_bearer` on, and no custom headers needed.
+const BEARER_CONFIG: &str = r#"_format_version: "3.0"
+services:
+  - name: basic-llm-routing
+    url: http://localhost:32000
+    routes:
+      - {name: basic-llm-routing, paths: [/basic-llm-routing]}
+    plugins:
+      - name: key-auth
+        config: {key_names: [apikey], hide_credentials: true, key_in_bearer: true}
+      - name: ai-proxy-advanced
+        config:
+          targets:
+            - route_type: llm/v1/chat
+              auth: {header_name: Authorization, header_value: Bearer sk-provider-secret}
+              model: {provider: openai, name: gpt-4o-mini, model_alias: fast, options: {upstream_url: "http://MOCK/v1/chat/completions"}}
+            - route_type: llm/v1/chat
+              auth: {header_name: Authorization, header_value: Bearer sk-provider-secret}
+              model: {provider: openai, name: gpt-4o, model_alias: smart, options: {upstream_url: "http://MOCK/v1/chat/completions"}}
+consumers:
+  - username: demo-app
+    keyauth_credentials: [{key: demo-api-key}]
+"#;
+
+#[test]
+fn the_openai_sdks_api_key_authenticates_with_key_in_bearer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let mock_addr = format!("127.0.0.1:{mock}");
+    let config = dir.path().join("kong.yaml");
+    std::fs::write(&config, BEARER_CONFIG.replace("MOCK", &mock_addr)).unwrap();
+    let _mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
+    let _gateway = start(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--proxy-listen",
+            &format!("127.0.0.1:{proxy}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        "proxy listening",
+    );
+    let out = Command::new(python())
+        .arg(script("bearer.py"))
+        .arg(format!("http://127.0.0.1:{proxy}"))
+        .output()
+        .expect("run bearer.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "alias='fast' -> upstream model=openai/gpt-4o-mini The capital of France is Paris."
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("alias='smart' -> upstream model=openai/gpt-4o"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[BLOCKED] 401")
+            && stdout.contains("No credentials found for given apikey"),
+        "{stdout}"
+    );
+    // The provider got its own key, never the caller's.
+    let (status, seen) =
+        crate::util::http("GET", &format!("http://{mock_addr}/_mock/requests"), None);
+    assert_eq!(status, 200);
+    let text = seen.to_string();
+    assert!(text.contains("sk-provider-secret"), "{text}");
+    assert!(!text.contains("demo-api-key"), "{text}");
+}

@@ -414,3 +414,23 @@ fn mock_env_does_not_report_templated_numbers_and_booleans_as_wrong_types() {
     w.run(&["validate", "--mock-env", "literal.yaml"])
         .assert_fails_with(&["literal.yaml:5:5: services[0].port: expected an integer"]);
 }
+
+#[test]
+fn validate_notes_that_key_in_bearer_is_a_gantry_extension() {
+    let w = Workspace::new();
+    w.write(
+        "kong.yaml",
+        &minimal("plugins:\n  - name: key-auth\n    config:\n      key_in_bearer: true\n"),
+    );
+    let run = w.run(&["validate", "kong.yaml"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("note: plugins[0].config.key_in_bearer is a Gantry extension"),
+        "{}",
+        run.stderr
+    );
+    // A Kong file gets no note.
+    w.write("plain.yaml", &minimal("plugins:\n  - name: key-auth\n"));
+    let run = w.run(&["validate", "plain.yaml"]);
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+}

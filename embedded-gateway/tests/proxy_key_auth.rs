@@ -256,3 +256,51 @@ async fn hop_by_hop_headers_and_the_ones_connection_names_stay_with_the_client()
     }
     assert_eq!(seen["x-keep-me"], "2");
 }
+
+#[tokio::test]
+async fn key_in_bearer_reads_the_sdk_api_key_and_hides_it() {
+    let s = Stack::start(|m| {
+        recipe_with(
+            json!({"key_names": ["apikey"], "hide_credentials": true, "key_in_bearer": true}),
+            recipe_ai_config(m),
+        )
+    })
+    .await;
+    let res = s
+        .http
+        .post(s.url("/basic-llm-routing/chat/completions"))
+        .header("authorization", format!("Bearer {DEMO_KEY}"))
+        .json(&hello("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sent = &s.upstream_requests().await[0];
+    assert_eq!(sent["headers"]["x-consumer-username"], "demo-app");
+    assert!(!sent.to_string().contains(DEMO_KEY), "{sent}");
+    let res = s
+        .http
+        .post(s.url("/basic-llm-routing/chat/completions"))
+        .header("authorization", "Bearer not-a-key")
+        .json(&hello("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn without_key_in_bearer_a_bearer_token_is_not_a_key_as_in_kong() {
+    let s = Stack::start(recipe).await;
+    let res = s
+        .http
+        .post(s.url("/basic-llm-routing/chat/completions"))
+        .header("authorization", format!("Bearer {DEMO_KEY}"))
+        .json(&hello("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["message"], "No API key found in request");
+}

@@ -31,7 +31,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitStatus> {
         });
     }
     match result {
-        Ok(_) => Ok(ExitStatus::Success),
+        Ok(loaded) => {
+            for note in crate::config::extensions::notes(&loaded.document) {
+                eprintln!("note: {note}");
+            }
+            Ok(ExitStatus::Success)
+        }
         Err(problems) => {
             eprintln!("{problems}");
             let n = problems.0.len();

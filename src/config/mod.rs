@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod document;
+pub mod extensions;
 pub mod load;
 pub mod position;
 pub mod schema;

@@ -49,6 +49,11 @@ pub struct KeyAuthConfig {
     pub key_in_query: bool,
     #[serde(default)]
     pub key_in_body: bool,
+    /// Gantry extension (not in Kong): also read the key from `Authorization: Bearer <key>`,
+    /// as the OpenAI and Anthropic SDKs send their `api_key`. Left out of the config when
+    /// false, so a Kong file never shows it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_in_bearer: bool,
     /// When false, `OPTIONS` preflight requests pass without a key.
     #[serde(default = "yes")]
     pub run_on_preflight: bool,
@@ -66,6 +71,7 @@ impl Default for KeyAuthConfig {
             key_in_header: true,
             key_in_query: true,
             key_in_body: false,
+            key_in_bearer: false,
             run_on_preflight: true,
             realm: None,
         }
@@ -207,6 +213,16 @@ pub struct KeyAuth {
     keys: Arc<KeyTable>,
 }
 
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+fn bearer_token(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    let (scheme, token) = s.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 enum Found<'a> {
     None,
     Duplicate,
@@ -237,6 +253,9 @@ impl Plugin for KeyAuth {
         if ctx.logging {
             ctx.credential_headers
                 .extend(self.header_names.iter().flatten().cloned());
+            if self.config.key_in_bearer {
+                ctx.credential_headers.push(http::header::AUTHORIZATION);
+            }
         }
         let mut scratch = RequestBody::new(bytes::Bytes::new());
         let body = match &mut ctx.body {
@@ -380,10 +399,29 @@ impl KeyAuth {
                 };
             }
         }
+        if self.config.key_in_bearer {
+            let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+            if let Some(v) = values.next() {
+                if values.next().is_some() {
+                    return Found::Duplicate;
+                }
+                if let Some(token) = bearer_token(v) {
+                    return Found::Key(std::borrow::Cow::Owned(token.to_owned()));
+                }
+            }
+        }
         Found::None
     }
 
     fn hide(&self, headers: &mut HeaderMap, query: &mut Option<String>, body: &mut RequestBody) {
+        if self.config.key_in_bearer
+            && headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(bearer_token)
+                .is_some()
+        {
+            headers.remove(http::header::AUTHORIZATION);
+        }
         for (name, header) in self.config.key_names.iter().zip(&self.header_names) {
             if self.config.key_in_header
                 && let Some(header) = header
