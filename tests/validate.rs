@@ -195,11 +195,11 @@ fn unknown_plugin_config_fields_and_plugin_names_are_errors() {
     let w = Workspace::new();
     w.write(
         "kong.yaml",
-        &minimal("plugins:\n  - name: key-auth\n    config:\n      key_namez: [apikey]\n  - name: rate-limiting\n"),
+        &minimal("plugins:\n  - name: key-auth\n    config:\n      key_namez: [apikey]\n  - name: rate-limiting-advanced\n"),
     );
     w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
         "kong.yaml:11:7: plugins[0].config.key_namez: unknown field",
-        "kong.yaml:12:5: plugins[1].name: unknown plugin 'rate-limiting'; Gantry supports: key-auth, ai-proxy-advanced, ai-proxy, file-log",
+        "kong.yaml:12:5: plugins[1].name: unknown plugin 'rate-limiting-advanced'; Gantry supports: key-auth, ai-proxy-advanced, ai-proxy, file-log, rate-limiting",
     ]);
 }
 
@@ -425,7 +425,8 @@ fn validate_notes_that_key_in_bearer_is_a_gantry_extension() {
     let run = w.run(&["validate", "kong.yaml"]);
     run.assert_ok();
     assert!(
-        run.stderr.contains("note: plugins[0].config.key_in_bearer is a Gantry extension"),
+        run.stderr
+            .contains("note: plugins[0].config.key_in_bearer is a Gantry extension"),
         "{}",
         run.stderr
     );

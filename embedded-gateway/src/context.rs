@@ -118,6 +118,8 @@ pub struct Ctx {
     pub request_headers: Option<HeaderMap>,
     /// Bytes the client sent in the request body (known once it was buffered).
     pub request_size: Option<usize>,
+    /// Headers plugins add to the response the client gets (rate-limit headers and the like).
+    pub response_headers: HeaderMap,
     /// Request headers that carried a credential (named by the auth plugin that read it):
     /// redacted in log entries.
     pub credential_headers: Vec<http::HeaderName>,

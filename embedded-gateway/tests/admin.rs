@@ -313,11 +313,11 @@ async fn plugins_are_validated_and_normalised_with_the_committed_schemas() {
     assert_eq!((s, err["code"].clone()), (400, json!(2)));
     assert_eq!(err["fields"]["config"]["bogus"], "unknown field");
 
-    let (s, err) = gw.post("/plugins", json!({"name": "rate-limiting"})).await;
+    let (s, err) = gw.post("/plugins", json!({"name": "rate-limiting-advanced"})).await;
     assert_eq!(s, 400);
     assert_eq!(
         err["fields"]["name"],
-        "plugin 'rate-limiting' not enabled; add it to the 'plugins' configuration property"
+        "plugin 'rate-limiting-advanced' not enabled; add it to the 'plugins' configuration property"
     );
 
     let (s, patched) = gw

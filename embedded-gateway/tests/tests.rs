@@ -16,6 +16,7 @@ mod proxy_harness;
 mod proxy_key_auth;
 mod proxy_plugins;
 mod proxy_routing;
+mod rate_limiting;
 mod schemas;
 mod secret_canary;
 mod server;

@@ -170,6 +170,7 @@ impl Proxy {
             request_headers,
             request_size,
             credential_headers: Vec::new(),
+            response_headers: HeaderMap::new(),
         };
         let env = Env {
             client: &self.client,
@@ -187,6 +188,14 @@ impl Proxy {
             Some(r) => r,
             None => Box::pin(self.forward(route, &m, &mut ctx)).await,
         };
+        if !ctx.response_headers.is_empty() {
+            let h = res.headers_mut();
+            for (k, v) in ctx.response_headers.drain() {
+                if let Some(k) = k {
+                    h.insert(k, v);
+                }
+            }
+        }
         if chain.has_response {
             for slot in &chain.slots {
                 if let Some(p) = slot.pick(ctx.consumer_id())
