@@ -332,8 +332,11 @@ struct Outcome {
 /// start and its count. Sharded so that identifiers rarely share a lock.
 #[derive(Debug)]
 struct Counters {
-    shards: Vec<Mutex<HashMap<String, Vec<(u64, u64)>>>>,
+    shards: Vec<Mutex<Windows>>,
 }
+
+/// Identifier → (window start, count) per configured period.
+type Windows = HashMap<String, Vec<(u64, u64)>>;
 
 impl Default for Counters {
     fn default() -> Self {
