@@ -121,3 +121,19 @@ fn version_prints_text_and_json() {
     assert_eq!(value["name"], "gantry");
     assert_eq!(value["version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn a_completion_script_read_only_in_part_is_not_a_panic() {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {} completion bash | head -1 >/dev/null; echo \"exit=${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_gantry")
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("exit=0"), "{stdout} {stderr}");
+}
