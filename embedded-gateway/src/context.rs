@@ -118,6 +118,9 @@ pub struct Ctx {
     pub request_headers: Option<HeaderMap>,
     /// Bytes the client sent in the request body (known once it was buffered).
     pub request_size: Option<usize>,
+    /// ai-rate-limiting-advanced: the counter key of each budget this request counts against,
+    /// set in `access`, charged in `log`.
+    pub ai_budget_keys: Vec<Option<String>>,
     /// Headers plugins add to the response the client gets (rate-limit headers and the like).
     pub response_headers: HeaderMap,
     /// Request headers that carried a credential (named by the auth plugin that read it):

@@ -313,7 +313,9 @@ async fn plugins_are_validated_and_normalised_with_the_committed_schemas() {
     assert_eq!((s, err["code"].clone()), (400, json!(2)));
     assert_eq!(err["fields"]["config"]["bogus"], "unknown field");
 
-    let (s, err) = gw.post("/plugins", json!({"name": "rate-limiting-advanced"})).await;
+    let (s, err) = gw
+        .post("/plugins", json!({"name": "rate-limiting-advanced"}))
+        .await;
     assert_eq!(s, 400);
     assert_eq!(
         err["fields"]["name"],

@@ -6,6 +6,7 @@ mod admin_control_planes;
 mod admin_dbless;
 mod admin_swap;
 mod ai_proxy;
+mod ai_rate_limiting;
 mod failover;
 mod hardening;
 mod mock_llm_wire;

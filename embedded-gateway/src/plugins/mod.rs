@@ -5,6 +5,7 @@
 //! (validation plus Kong's defaults) and secret masking by schema field.
 
 pub mod ai_proxy;
+pub mod ai_rate_limiting;
 pub mod api;
 pub mod file_log;
 pub mod key_auth;
@@ -125,6 +126,7 @@ registry! {
     AiProxy => ai_proxy::AiProxy,
     FileLog => file_log::FileLog,
     RateLimiting => rate_limiting::RateLimiting,
+    AiRateLimiting => ai_rate_limiting::AiRateLimiting,
 }
 
 /// Names the plugin, never the offending value: serde's messages quote values, and a

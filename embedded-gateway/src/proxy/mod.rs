@@ -171,6 +171,7 @@ impl Proxy {
             request_size,
             credential_headers: Vec::new(),
             response_headers: HeaderMap::new(),
+            ai_budget_keys: Vec::new(),
         };
         let env = Env {
             client: &self.client,
