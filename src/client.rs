@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use embedded_gateway::admin::BatchRequest;
 use embedded_gateway::model::ControlPlane;
+use embedded_gateway::store::batch::BatchRequest;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! `GET /`, `/status`), Konnect-shaped control planes, the atomic batch endpoint, the admin
 //! token check and DB-less read-only mode.
 
-pub mod batch;
+mod batch;
 mod control_planes;
 mod entities;
 
@@ -20,8 +20,6 @@ use subtle::ConstantTimeEq;
 
 use crate::proxy::Proxy;
 use crate::store::{self, Store, StoreError};
-
-pub use batch::{BatchOp, BatchRequest};
 
 /// The Kong version the admin API reports (the schema generation Gantry follows).
 pub const KONG_VERSION: &str = "3.14.0";

@@ -53,7 +53,7 @@ pub enum StoreError {
     Task(String),
     /// One operation of a batch failed; nothing of the batch was applied.
     #[error("batch operation {} failed: {}", .0.index, .0.error)]
-    Batch(Box<crate::admin::batch::OpFailed>),
+    Batch(Box<super::batch::OpFailed>),
 }
 
 impl StoreError {

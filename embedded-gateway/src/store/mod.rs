@@ -2,6 +2,7 @@
 //! data directory (WAL mode, transactional writes, schema created on open). SQLite work runs
 //! on tokio's blocking pool, never on the async runtime.
 
+pub mod batch;
 mod entities;
 mod error;
 mod validate;
