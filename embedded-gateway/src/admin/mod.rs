@@ -97,7 +97,7 @@ impl AdminState {
     ) -> Result<(T, u64), StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&dyn store::Db) -> Result<T, StoreError> + Send + 'static,
     {
         if self.inner.dbless {
             return Err(StoreError::BadRequest(DBLESS_MESSAGE.to_owned()));

@@ -62,7 +62,7 @@ impl From<OpFailed> for StoreError {
 /// transaction), returning one result per operation. The first failure stops the batch with
 /// [`StoreError::Batch`]; the caller's transaction then rolls everything back.
 pub fn apply(
-    db: &rusqlite::Connection,
+    db: &dyn super::Db,
     cp: &str,
     operations: Vec<BatchOp>,
 ) -> Result<Vec<Value>, StoreError> {
@@ -91,7 +91,7 @@ fn kind_name(k: EntityKind) -> &'static str {
 }
 
 /// Applies one operation; its result names the op, kind, id and the stored entity.
-pub fn apply_one(db: &rusqlite::Connection, cp: &str, op: &BatchOp) -> Result<Value, StoreError> {
+pub fn apply_one(db: &dyn super::Db, cp: &str, op: &BatchOp) -> Result<Value, StoreError> {
     let kind = parse_kind(&op.kind).ok_or_else(|| {
         StoreError::BadRequest(format!(
             "unknown kind '{}'; expected service, route, consumer, key_auth or plugin",
