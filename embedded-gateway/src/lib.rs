@@ -8,6 +8,7 @@ pub mod mock_llm;
 pub mod model;
 pub mod plugins;
 pub mod proxy;
+pub mod served;
 pub mod server;
 pub mod snapshot;
 pub mod store;
