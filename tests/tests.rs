@@ -6,6 +6,7 @@ mod namespaces;
 mod quickstart;
 mod reconcile;
 mod render;
+mod scale_out;
 mod sdk;
 mod seed_flow;
 mod serve;

@@ -413,17 +413,22 @@ fn validate_label(key: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Returns the control plane named `name`, creating it when missing.
+/// Returns the control plane named `name`, creating it when missing. Nodes starting together
+/// on one PostgreSQL database may race to create it: the loser takes the winner's.
 pub fn ensure_control_plane(db: &dyn Db, name: &str) -> Result<ControlPlane, StoreError> {
-    match find_by_name(db, name)? {
-        Some(id) => find_control_plane(db, &id)?.ok_or(StoreError::NotFound),
-        None => create_control_plane(
-            db,
-            &NewControlPlane {
-                name: name.to_owned(),
-                ..Default::default()
-            },
-        ),
+    if let Some(id) = find_by_name(db, name)? {
+        return find_control_plane(db, &id)?.ok_or(StoreError::NotFound);
+    }
+    let new = NewControlPlane {
+        name: name.to_owned(),
+        ..Default::default()
+    };
+    match create_control_plane(db, &new) {
+        Err(StoreError::Conflict(_) | StoreError::ControlPlaneExists(_)) => {
+            let id = find_by_name(db, name)?.ok_or(StoreError::NotFound)?;
+            find_control_plane(db, &id)?.ok_or(StoreError::NotFound)
+        }
+        other => other,
     }
 }
 
