@@ -37,7 +37,13 @@ fn runtime() -> tokio::runtime::Runtime {
 /// when the server is not reachable outside CI.
 fn fresh_store() -> Option<String> {
     let server = server_url();
-    let schema = format!("gantry_s_{}", uuid::Uuid::new_v4().simple());
+    // The process id lets later runs drop schemas left behind (see the gateway crate's
+    // tests/pg.rs, which does that).
+    let schema = format!(
+        "gantry_s_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     let created = runtime().block_on(async {
         let mut conn =
             tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&server))

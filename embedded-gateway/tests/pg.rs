@@ -4,6 +4,7 @@
 //! `SKIPPED: PostgreSQL not reachable`, except under `CI=true`, where it fails.
 
 use std::hash::{Hash, Hasher};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -45,7 +46,11 @@ pub fn reachable() -> bool {
     static REACHABLE: OnceLock<Result<(), String>> = OnceLock::new();
     let r = REACHABLE.get_or_init(|| {
         let url = server_url();
-        blocking(async move { connect(&url).await.map(|_| ()) })
+        blocking(async move {
+            let mut conn = connect(&url).await?;
+            drop_orphan_schemas(&mut conn).await;
+            Ok(())
+        })
     });
     match r {
         Ok(()) => true,
@@ -66,11 +71,33 @@ pub fn reachable() -> bool {
 }
 
 /// The schema name for `key` (a test's temp dir, say): the same key gives the same schema,
-/// so a restarted gateway finds its data.
+/// so a restarted gateway finds its data. The name carries this process's id so that later
+/// runs can drop it (see [`drop_orphan_schemas`]).
 pub fn schema_for(key: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
-    format!("gantry_t_{:016x}", h.finish())
+    format!("gantry_t_{}_{:016x}", std::process::id(), h.finish())
+}
+
+/// Drops the test schemas (`gantry_t_PID_…`, `gantry_s_PID_…`) of test processes that are no
+/// longer running, so repeated local runs do not pile schemas up.
+pub async fn drop_orphan_schemas(conn: &mut sqlx::PgConnection) {
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'gantry\\_t\\_%' OR nspname LIKE 'gantry\\_s\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for (name,) in names {
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
 }
 
 /// A store URL on schema `schema` (created if missing), or `None` when the server is not
