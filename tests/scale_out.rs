@@ -6,6 +6,7 @@
 //! serves its last known good configuration. Skipped loudly when PostgreSQL is not reachable,
 //! except under `CI=true`, where that fails.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -59,7 +60,9 @@ fn fresh_store() -> Option<String> {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("PostgreSQL not reachable at {server} (CI=true): {e}");
         }
-        eprintln!(
+        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: PostgreSQL not reachable at {server} ({e}); set GANTRY_TEST_POSTGRES_URL"
         );
         return None;

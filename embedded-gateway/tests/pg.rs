@@ -4,6 +4,7 @@
 //! `SKIPPED: PostgreSQL not reachable`, except under `CI=true`, where it fails.
 
 use std::hash::{Hash, Hasher};
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -61,7 +62,9 @@ pub fn reachable() -> bool {
             )
         }
         Err(e) => {
-            eprintln!(
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: PostgreSQL not reachable at {} ({e}); set GANTRY_TEST_POSTGRES_URL",
                 server_url()
             );
