@@ -1,6 +1,9 @@
 //! The gateway crate's integration tests: one binary, one module per concern. The store and
 //! admin API suites run twice, once per store backend (`sqlite::…` and `postgres::…`).
 
+// The admin suites are compiled once per backend on purpose (see `sqlite.rs`, `postgres.rs`).
+#![allow(clippy::duplicate_mod)]
+
 /// Starts a test gateway, or returns from the test when its backend is unavailable here
 /// (PostgreSQL not reachable outside CI; see `pg`).
 macro_rules! gateway {
