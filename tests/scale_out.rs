@@ -373,3 +373,55 @@ fn with_the_database_cut_nodes_keep_serving_refuse_writes_and_restart_on_the_las
     assert_eq!(proxied(&cut_off.served, "/before"), 404);
     assert_eq!(status(&cut_off.served)["database"]["reachable"], true);
 }
+
+/// `gantry serve ARGS` that must fail: its one-line error.
+fn refused(args: &[&str]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let out = crate::serve::gantry()
+        .args(["serve", "--proxy-listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("s3cret"), "the password leaked: {err}");
+    err
+}
+
+#[test]
+fn a_store_url_that_is_not_postgres_is_refused_without_showing_its_password() {
+    let err = refused(&["--store", "mysql://u:s3cret@127.0.0.1/db"]);
+    assert!(
+        err.contains("invalid --store 'mysql://u:***@127.0.0.1/db'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_store_with_no_last_good_config_refuses_to_start() {
+    let err = refused(&["--store", "postgres://u:s3cret@127.0.0.1:1/db"]);
+    assert!(
+        err.contains("the PostgreSQL store postgres://u:***@127.0.0.1:1/db is unreachable")
+            && err.contains("no last known good configuration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dbless_mode_and_a_shared_store_are_exclusive() {
+    let ws = Workspace::new();
+    let file = state_file(&ws, "/x");
+    let err = refused(&[
+        "--store",
+        "postgres://u:s3cret@127.0.0.1:1/db",
+        "--config",
+        &file,
+    ]);
+    assert!(
+        err.contains("--store and --config (DB-less mode) cannot be used together"),
+        "{err}"
+    );
+}
