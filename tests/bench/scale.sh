@@ -90,9 +90,11 @@ timed() {
     "$(grep -E 'Created|Updated|Deleted' "$work/out" | tr -s ' \n' ' ')"
 }
 
-echo "gantry scale benchmark: $consumers consumers + keys, 100 services/routes/plugins ($(nproc) cores), store: ${store:+PostgreSQL}${store:-SQLite}"
-timed "first apply" 0 "$gantry" apply "$work/full.yaml"
+backend=SQLite
+[ -n "$store" ] && backend=PostgreSQL
+echo "gantry scale benchmark: $consumers consumers + keys, 100 services/routes/plugins ($(nproc) cores), store: $backend"
+timed "first apply" 0 "$gantry" apply "$work/full.yaml" --timeout "${TIMEOUT:-60}"
 timed "no-change diff" 0 "$gantry" diff "$work/full.yaml" --non-zero-exit-code
 timed "sync changing 1% ($changes consumers)" 0 "$gantry" sync "$work/changed.yaml"
 timed "no-change diff after sync" 0 "$gantry" diff "$work/changed.yaml" --non-zero-exit-code
-timed "reset of the whole scope" 0 "$gantry" reset --select-tag scale --yes
+timed "reset of the whole scope" 0 "$gantry" reset --select-tag scale --yes --timeout "${TIMEOUT:-60}"

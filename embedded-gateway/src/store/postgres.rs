@@ -25,11 +25,18 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The migrations, in order. Append only: a released migration never changes (its checksum
 /// is recorded).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    include_str!("migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "parent id indexes",
+        include_str!("migrations/postgres/0002_parent_indexes.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(
