@@ -67,12 +67,25 @@ pub fn apply(
     operations: Vec<BatchOp>,
 ) -> Result<Vec<Value>, StoreError> {
     let mut results = Vec::with_capacity(operations.len());
+    // Large batches refresh the planner's statistics at the start and as the tables double.
+    let analyze = db
+        .dialect()
+        .refresh_statistics()
+        .filter(|_| operations.len() >= ANALYZE_FROM);
     for (index, op) in operations.into_iter().enumerate() {
+        if let Some(sql) = analyze
+            && (index == 0 || (index >= ANALYZE_FROM && index.is_power_of_two()))
+        {
+            db.execute(sql, &[])?;
+        }
         let r = apply_one(db, cp, &op).map_err(|error| OpFailed { index, op, error })?;
         results.push(r);
     }
     Ok(results)
 }
+
+/// Batches from this many operations refresh the planner's statistics as they go.
+const ANALYZE_FROM: usize = 256;
 
 fn parse_kind(s: &str) -> Option<EntityKind> {
     EntityKind::ALL

@@ -93,6 +93,17 @@ impl Dialect {
         }
     }
 
+    /// Refreshes the planner's statistics on the entity tables, from inside the running
+    /// transaction (PostgreSQL counts the transaction's own uncommitted rows). Without it, a
+    /// batch that fills a new table has no statistics, and the planner looks entities up
+    /// through any index with a `(cp_id, kind)` prefix, scanning the kind: quadratic.
+    pub fn refresh_statistics(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("ANALYZE entities, unique_keys"),
+        }
+    }
+
     /// The text at JSON path `a.b` of the `body` column.
     pub fn json_text(self, path: &str) -> String {
         match self {
