@@ -715,9 +715,18 @@ pub struct ServeArgs {
     /// Admin API listen address.
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "ADDR")]
     pub admin_listen: String,
-    /// Where the SQLite store lives (default: `$XDG_DATA_HOME/gantry`).
+    /// Where the SQLite store lives (default: `$XDG_DATA_HOME/gantry`); with --store, where the
+    /// last known good configuration is kept.
     #[arg(long, env = "GANTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Share the store with other nodes: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`
+    /// (default: SQLite under --data-dir).
+    #[arg(long, env = "GANTRY_STORE", value_name = "URL", hide_env_values = true)]
+    pub store: Option<String>,
+    /// How often the stored revision is polled for changes made by other nodes, e.g. `2s`
+    /// (default: 2s with --store, 400ms with SQLite).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub store_poll: Option<std::time::Duration>,
     /// The control plane whose config the proxy serves; created if missing.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub control_plane: String,

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use embedded_gateway::admin::BatchRequest;
 use embedded_gateway::model::ControlPlane;
+use embedded_gateway::store::batch::BatchRequest;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 

@@ -2,12 +2,11 @@
 //! scope (all select tags, every page), and executing a plan as one atomic batch that the
 //! gateway refuses if the control plane's revision moved since the plan was computed.
 
-use embedded_gateway::admin::batch::OpKind;
-use embedded_gateway::admin::{BatchOp, BatchRequest};
 use embedded_gateway::model::{
     Consumer, ControlPlane, EntityKind, KeyAuthCredential, Plugin, Route, Service,
 };
 use embedded_gateway::snapshot::ConfigSnapshot;
+use embedded_gateway::store::batch::{BatchOp, BatchRequest, OpKind};
 use serde_json::Value;
 
 use crate::client::{AdminClient, ClientError};

@@ -22,6 +22,7 @@ const GATEWAY: &[(&str, u8)] = &[
     ("proxy", 7),
     ("admin", 8),
     ("server", 8),
+    ("served", 8),
     ("gateway", 9),
 ];
 
@@ -44,9 +45,8 @@ const CLI: &[(&str, u8)] = &[
     ("commands", 7),
 ];
 
-/// Imports that break the rule today; each goes when its change lands.
-/// - `store` → `admin`: `store/error.rs` names `admin::batch::OpFailed` (batch moves to `store/batch.rs`).
-const KNOWN: &[(&str, &str)] = &[("store", "admin")];
+/// Imports that break the rule today; each goes when its change lands. None now.
+const KNOWN: &[(&str, &str)] = &[];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {

@@ -14,6 +14,7 @@ pub fn gantry() -> Command {
         "DECK_KONG_ADDR",
         "DECK_KONG_ADMIN_TOKEN",
         "GANTRY_CONTROL_PLANE_NAME",
+        "GANTRY_STORE",
     ] {
         cmd.env_remove(var);
     }

@@ -14,6 +14,7 @@ mod outcome;
 mod quickstart;
 mod reconcile;
 mod render;
+mod scale_out;
 mod sdk;
 mod seed_flow;
 mod serve;

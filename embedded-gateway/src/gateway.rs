@@ -1,11 +1,14 @@
-//! Owns the wiring of a running gateway: opens the store (or loads a DB-less snapshot into an
-//! in-memory one), ensures the served control plane, binds the proxy and admin listeners,
-//! seeds the proxy with the current snapshot, and runs both until shutdown.
+//! Owns the wiring of a running gateway: opens the store (SQLite, PostgreSQL, or a DB-less
+//! snapshot loaded into an in-memory one), ensures the served control plane, binds the proxy
+//! and admin listeners, seeds the proxy with the current snapshot (or, when PostgreSQL is
+//! down at start, with the last known good one), follows the store for changes made by other
+//! nodes (`LISTEN`/`NOTIFY` plus a revision poll), and runs until shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use http::Request;
@@ -16,6 +19,7 @@ use tower::ServiceExt;
 use crate::admin::{self, AdminSettings, AdminState};
 use crate::model::ControlPlane;
 use crate::proxy::{Proxy, ProxyOptions};
+use crate::served::{self, LastGood, Served};
 use crate::server::{self, Limits, Protocols};
 use crate::snapshot::ConfigSnapshot;
 use crate::store::{self, Store, StoreError};
@@ -25,8 +29,14 @@ use crate::store::{self, Store, StoreError};
 pub struct GatewayConfig {
     pub proxy_listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    /// Where `gantry.db` lives (unused in DB-less mode).
+    /// Where `gantry.db` lives (unused in DB-less mode); with a PostgreSQL store, where the
+    /// last known good snapshot is kept.
     pub data_dir: PathBuf,
+    /// `postgres://…`: share the store with other nodes; `None` is SQLite under `data_dir`.
+    pub store_url: Option<String>,
+    /// How often the stored revision is polled for changes made elsewhere (the safety net
+    /// under PostgreSQL's `NOTIFY`). `None`: 400 ms for SQLite, 2 s for PostgreSQL.
+    pub store_poll: Option<Duration>,
     /// The control plane the proxy serves; created when missing.
     pub control_plane: String,
     /// DB-less mode: serve this snapshot; the admin API is read-only.
@@ -51,6 +61,8 @@ impl GatewayConfig {
             proxy_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             data_dir: data_dir.into(),
+            store_url: None,
+            store_poll: None,
             control_plane: "default".to_owned(),
             dbless: None,
             admin_token: None,
@@ -79,6 +91,18 @@ pub enum GatewayError {
     Store { dir: PathBuf, source: StoreError },
     #[error("invalid DB-less configuration: {0}")]
     Dbless(StoreError),
+    #[error("cannot use the PostgreSQL store {url}: {source}")]
+    Postgres { url: String, source: StoreError },
+    #[error(
+        "the PostgreSQL store {url} is unreachable ({source}) and there is no last known good configuration to serve ({last_good})"
+    )]
+    NoLastGood {
+        url: String,
+        source: StoreError,
+        last_good: served::LastGoodError,
+    },
+    #[error("--store and --config (DB-less mode) cannot be used together")]
+    DblessWithStore,
 }
 
 /// A gateway with its listeners bound, ready to [`Gateway::run`].
@@ -90,6 +114,8 @@ pub struct Gateway {
     control_plane: ControlPlane,
     limits: Limits,
     store: Store,
+    served: Served,
+    store_poll: Duration,
     proxy_workers: usize,
 }
 
@@ -109,25 +135,39 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         return Err(GatewayError::AdminExposed(config.admin_listen));
     }
     let dbless = config.dbless.is_some();
-    let (store, control_plane) = open_store(&config).await?;
+    if dbless && config.store_url.is_some() {
+        return Err(GatewayError::DblessWithStore);
+    }
+    let proxy = Proxy::new(config.proxy_options.clone());
+    let (store, control_plane, served) = match &config.store_url {
+        Some(url) => open_postgres(&config, url, &proxy).await?,
+        None => {
+            let (store, cp) = open_store(&config).await?;
+            let served = Served::new(proxy.clone(), None);
+            let cp_id = cp.id.clone();
+            let snapshot = store
+                .call(move |c| store::snapshot(c, &cp_id))
+                .await
+                .map_err(|source| GatewayError::Store {
+                    dir: config.data_dir.clone(),
+                    source,
+                })?;
+            served.apply(&snapshot);
+            (store, cp, served)
+        }
+    };
+    let store_poll = config.store_poll.unwrap_or(match store {
+        Store::Sqlite(_) => STORE_POLL,
+        Store::Postgres(_) => POSTGRES_POLL,
+    });
     let proxy_listener = listen_proxy(config.proxy_listen)
         .map_err(|e| bind_error("proxy", config.proxy_listen, &e))?;
     let admin_listener = listen("admin", config.admin_listen).await?;
-    let proxy = Proxy::new(config.proxy_options.clone());
-    let cp_id = control_plane.id.clone();
-    let snapshot = store
-        .call(move |c| store::snapshot(c, &cp_id))
-        .await
-        .map_err(|source| GatewayError::Store {
-            dir: config.data_dir.clone(),
-            source,
-        })?;
-    proxy.apply(&snapshot);
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_listen);
     let proxy_addr = proxy_listener.local_addr().unwrap_or(config.proxy_listen);
-    let state = AdminState::new(
+    let state = AdminState::with_served(
         store.clone(),
-        proxy.clone(),
+        served.clone(),
         AdminSettings {
             served_id: control_plane.id.clone(),
             served_name: control_plane.name.clone(),
@@ -145,6 +185,8 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         control_plane,
         limits: config.limits,
         store,
+        served,
+        store_poll,
         proxy_workers: config.proxy_workers,
     })
 }
@@ -178,6 +220,74 @@ async fn open_store(config: &GatewayConfig) -> Result<(Store, ControlPlane), Gat
             .map_err(GatewayError::Dbless)?;
     }
     Ok((store, cp))
+}
+
+/// Opens the PostgreSQL store: migrates, ensures the control plane and seeds the proxy. When
+/// the database is unreachable, the last known good snapshot under the data dir is served
+/// instead (and the store is followed until it is back); with no such snapshot, start fails.
+async fn open_postgres(
+    config: &GatewayConfig,
+    url: &str,
+    proxy: &Proxy,
+) -> Result<(Store, ControlPlane, Served), GatewayError> {
+    let shown = store::postgres::redact_url(url);
+    let store = Store::postgres(url).map_err(|source| GatewayError::Postgres {
+        url: shown.clone(),
+        source,
+    })?;
+    let last_good_path = LastGood::path_for(&config.data_dir, &config.control_plane);
+    let name = config.control_plane.clone();
+    let opened = store
+        .call(move |c| {
+            let cp = store::ensure_control_plane(c, &name)?;
+            let snapshot = store::snapshot(c, &cp.id)?;
+            Ok((cp, snapshot))
+        })
+        .await;
+    let (cp, snapshot, reachable) = match opened {
+        Ok((cp, snapshot)) => (cp, snapshot, true),
+        Err(source @ StoreError::Unavailable(_)) => {
+            let saved =
+                served::load(&last_good_path).map_err(|last_good| GatewayError::NoLastGood {
+                    url: shown.clone(),
+                    source,
+                    last_good,
+                })?;
+            tracing::warn!(
+                url = %shown,
+                revision = saved.snapshot.revision,
+                "the PostgreSQL store is unreachable; serving the last known good configuration"
+            );
+            let cp = ControlPlane {
+                id: saved.cp_id,
+                name: saved.cp_name,
+                description: None,
+                labels: Default::default(),
+                config: crate::model::ControlPlaneConfig {
+                    control_plane_endpoint: String::new(),
+                    cluster_type: store::CLUSTER_TYPE.to_owned(),
+                },
+                revision: saved.snapshot.revision,
+                created_at: String::new(),
+                updated_at: String::new(),
+            };
+            (cp, saved.snapshot, false)
+        }
+        Err(source) => {
+            return Err(GatewayError::Postgres { url: shown, source });
+        }
+    };
+    let served = Served::new(
+        proxy.clone(),
+        Some(LastGood {
+            path: last_good_path,
+            cp_id: cp.id.clone(),
+            cp_name: cp.name.clone(),
+        }),
+    );
+    served.set_reachable(reachable);
+    served.apply(&snapshot);
+    Ok((store, cp, served))
 }
 
 async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -305,10 +415,11 @@ impl Gateway {
             },
             stopped(rx),
         );
-        let watcher = watch_store(
+        let watcher = follow_store(
             self.store.clone(),
-            self.proxy.clone(),
+            self.served.clone(),
             self.control_plane.id.clone(),
+            self.store_poll,
             stopped(rx_watch),
         );
         tokio::spawn(async move {
@@ -380,34 +491,99 @@ fn spawn_proxy_workers(
     handles
 }
 
-/// How often the served control plane's revision is checked for writes made by another
-/// process sharing the store file.
-pub const STORE_POLL: std::time::Duration = std::time::Duration::from_millis(400);
+/// How often a SQLite store is checked for writes made by another process sharing the file.
+pub const STORE_POLL: Duration = Duration::from_millis(400);
 
-/// Picks up writes made to the store by other processes (another `serve` on the same data dir,
-/// or a tool writing the file): when the stored revision differs from the one the proxy
-/// serves, the snapshot is rebuilt and swapped in. Writes through this process's admin API
-/// swap immediately and never trigger this.
-async fn watch_store(store: Store, proxy: Proxy, cp_id: String, stop: impl Future<Output = ()>) {
+/// How often a PostgreSQL store's revision is polled, under `LISTEN`/`NOTIFY`.
+pub const POSTGRES_POLL: Duration = Duration::from_secs(2);
+
+/// Picks up writes made by other processes (other nodes on the same PostgreSQL database,
+/// another `serve` on the same SQLite file): on a `NOTIFY` for the served control plane
+/// (PostgreSQL) and every `poll`, the stored revision is compared with the served one and,
+/// when they differ, the snapshot is rebuilt and swapped in. Writes through this node's admin
+/// API swap immediately. A failed check leaves the proxy serving what it has.
+async fn follow_store(
+    store: Store,
+    served: Served,
+    cp_id: String,
+    poll: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let listener = match &store {
+        Store::Postgres(pg) => Some(tokio::spawn(listen_changes(
+            pg.clone(),
+            cp_id.clone(),
+            poll,
+            wake.clone(),
+        ))),
+        Store::Sqlite(_) => None,
+    };
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(STORE_POLL) => {}
+            () = &mut stop => break,
+            () = tokio::time::sleep(poll) => {}
+            () = wake.notified() => {}
         }
-        let (proxy, cp_id) = (proxy.clone(), cp_id.clone());
-        let result = store
-            .call(move |conn| {
-                let stored = store::find_control_plane(conn, &cp_id)?.map(|cp| cp.revision);
-                if stored.is_some_and(|r| r != proxy.revision()) {
-                    proxy.apply(&store::snapshot(conn, &cp_id)?);
+        refresh(&store, &served, &cp_id).await;
+    }
+    if let Some(l) = listener {
+        l.abort();
+    }
+}
+
+/// `LISTEN`s on the change channel and wakes the follower for the served control plane's
+/// notifications. A lost connection is re-established after `retry`; since notifications
+/// may have been missed meanwhile, the follower is woken then too.
+async fn listen_changes(
+    pg: store::PgStore,
+    cp_id: String,
+    retry: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let prefix = format!("{cp_id} ");
+    loop {
+        match pg.listen().await {
+            Ok(mut listener) => {
+                wake.notify_one();
+                loop {
+                    match listener.recv().await {
+                        Ok(n) if n.payload().starts_with(&prefix) => wake.notify_one(),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "lost the PostgreSQL change listener");
+                            break;
+                        }
+                    }
                 }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "cannot refresh the served configuration");
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot listen for PostgreSQL changes"),
         }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// Swaps in the stored snapshot when its revision differs from the served one.
+async fn refresh(store: &Store, served: &Served, cp_id: &str) {
+    let (target, id) = (served.clone(), cp_id.to_owned());
+    let result = store
+        .call(move |conn| {
+            let stored = store::find_control_plane(conn, &id)?.map(|cp| cp.revision);
+            if stored.is_some_and(|r| r != target.revision()) {
+                target.apply(&store::snapshot(conn, &id)?);
+            }
+            Ok(())
+        })
+        .await;
+    let reachable = !matches!(result, Err(StoreError::Unavailable(_)));
+    let was = served.set_reachable(reachable);
+    match result {
+        Ok(()) if !was => tracing::warn!("the configuration database is reachable again"),
+        Err(e) if was || !matches!(e, StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "cannot refresh the served configuration; serving the last known good one")
+        }
+        _ => {}
     }
 }
 

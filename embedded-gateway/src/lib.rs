@@ -13,6 +13,7 @@ pub mod model;
 pub mod plugins;
 pub mod proxy;
 pub mod schema;
+pub mod served;
 pub mod server;
 pub mod snapshot;
 pub mod store;

@@ -1,5 +1,6 @@
-//! The admin API over a real server on 127.0.0.1:0 and a real SQLite store: entity CRUD,
-//! nested paths, pagination, tag filters, Kong error shapes and plugin schema validation.
+//! The admin API over a real server on 127.0.0.1:0 and a real store (SQLite, or PostgreSQL
+//! when compiled into `postgres::`): entity CRUD, nested paths, pagination, tag filters, Kong
+//! error shapes and plugin schema validation.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +13,8 @@ use tokio::sync::oneshot;
 /// A gateway running in this test process.
 pub struct TestGateway {
     pub base: String,
-    /// `http://127.0.0.1:PORT` of the proxy listener.
+    /// `http://127.0.0.1:PORT` of the proxy listener (read by the SQLite-only suites).
+    #[allow(dead_code)]
     pub proxy_base: String,
     pub gateway_proxy: embedded_gateway::proxy::Proxy,
     pub http: reqwest::Client,
@@ -20,18 +22,39 @@ pub struct TestGateway {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A gateway config on this suite's backend: for PostgreSQL, a schema of its own named after
+/// `dir` (so a restart on the same dir finds the same data).
 pub fn config(dir: &Path) -> GatewayConfig {
     let mut c = GatewayConfig::new(dir);
     c.proxy_listen = "127.0.0.1:0".parse().unwrap();
     c.admin_listen = "127.0.0.1:0".parse().unwrap();
+    if super::BACKEND == crate::Backend::Postgres {
+        c.store_url = crate::pg::schema_url(&crate::pg::schema_for(&dir.display().to_string()));
+    }
     c
 }
 
-pub async fn start(dir: &Path) -> TestGateway {
+/// A store handle on the same data a gateway started with `config(dir)` uses.
+pub fn same_store(dir: &Path) -> Option<embedded_gateway::store::Store> {
+    match config(dir).store_url {
+        Some(url) => Some(embedded_gateway::store::Store::postgres(&url).unwrap()),
+        None if super::BACKEND == crate::Backend::Postgres => None,
+        None => Some(embedded_gateway::store::Store::open(dir).unwrap()),
+    }
+}
+
+pub async fn start(dir: &Path) -> Option<TestGateway> {
     start_with(config(dir)).await
 }
 
-pub async fn start_with(config: GatewayConfig) -> TestGateway {
+/// Starts the gateway; `None` when the suite's backend is not available here.
+pub async fn start_with(config: GatewayConfig) -> Option<TestGateway> {
+    if super::BACKEND == crate::Backend::Postgres
+        && config.store_url.is_none()
+        && config.dbless.is_none()
+    {
+        return None;
+    }
     let gw: Gateway = embedded_gateway::bind(config).await.expect("gateway binds");
     let base = format!("http://{}", gw.admin_addr());
     let proxy_base = format!("http://{}", gw.proxy_addr());
@@ -40,14 +63,14 @@ pub async fn start_with(config: GatewayConfig) -> TestGateway {
     let task = tokio::spawn(gw.run(async {
         let _ = rx.await;
     }));
-    TestGateway {
+    Some(TestGateway {
         base,
         proxy_base,
         gateway_proxy,
         http: reqwest::Client::new(),
         stop: Some(tx),
         task: Some(task),
-    }
+    })
 }
 
 impl TestGateway {
@@ -97,7 +120,7 @@ fn tmp() -> TempDir {
 #[tokio::test]
 async fn services_support_create_get_by_id_and_name_patch_put_and_delete() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let svc = gw
         .create(
             "/services",
@@ -153,7 +176,7 @@ async fn services_support_create_get_by_id_and_name_patch_put_and_delete() {
 #[tokio::test]
 async fn service_url_shorthand_is_split_into_protocol_host_port_and_path() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let svc = gw
         .create(
             "/services",
@@ -181,7 +204,7 @@ async fn service_url_shorthand_is_split_into_protocol_host_port_and_path() {
 #[tokio::test]
 async fn routes_nest_under_services_and_a_service_with_routes_cannot_be_deleted() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let svc = gw
         .create("/services", json!({"name": "s", "host": "h"}))
         .await;
@@ -218,7 +241,7 @@ async fn routes_nest_under_services_and_a_service_with_routes_cannot_be_deleted(
 #[tokio::test]
 async fn consumers_own_key_auth_credentials_and_deleting_a_consumer_cascades() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let consumer = gw.create("/consumers", json!({"username": "alice"})).await;
     let cred = gw
         .create("/consumers/alice/key-auth", json!({"key": "s3cret-key"}))
@@ -279,7 +302,7 @@ async fn consumers_own_key_auth_credentials_and_deleting_a_consumer_cascades() {
 #[tokio::test]
 async fn plugins_are_validated_and_normalised_with_the_committed_schemas() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     gw.create("/services", json!({"name": "s", "host": "h"}))
         .await;
     let plugin = gw
@@ -338,7 +361,7 @@ async fn plugins_are_validated_and_normalised_with_the_committed_schemas() {
 #[tokio::test]
 async fn errors_use_kong_shapes_for_schema_unique_not_found_and_bad_json() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, err) = gw
         .post(
             "/services",
@@ -389,7 +412,7 @@ async fn errors_use_kong_shapes_for_schema_unique_not_found_and_bad_json() {
 #[tokio::test]
 async fn lists_paginate_with_size_offset_and_next() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     for i in 0..5 {
         gw.create("/consumers", json!({"username": format!("u{i}")}))
             .await;
@@ -435,7 +458,7 @@ async fn lists_paginate_with_size_offset_and_next() {
 #[tokio::test]
 async fn tag_filters_use_comma_for_and_slash_for_or_and_refuse_mixing() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     gw.create(
         "/services",
         json!({"name": "ab", "host": "h", "tags": ["a", "b"]}),
@@ -474,7 +497,7 @@ async fn tag_filters_use_comma_for_and_slash_for_or_and_refuse_mixing() {
 #[tokio::test]
 async fn schema_endpoints_serve_plugin_schemas_and_validate_entities() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, schema) = gw.get("/schemas/plugins/key-auth").await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -511,11 +534,11 @@ async fn schema_endpoints_serve_plugin_schemas_and_validate_entities() {
 #[tokio::test]
 async fn root_and_status_report_version_database_and_served_revision() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, root) = gw.get("/").await;
     assert_eq!(s, 200);
     assert_eq!(root["version"], embedded_gateway::admin::KONG_VERSION);
-    assert_eq!(root["configuration"]["database"], "sqlite");
+    assert_eq!(root["configuration"]["database"], super::BACKEND.name());
     assert!(root["plugins"]["available_on_server"]["ai-proxy-advanced"].is_object());
     gw.create("/services", json!({"name": "s", "host": "h"}))
         .await;
@@ -528,7 +551,7 @@ async fn root_and_status_report_version_database_and_served_revision() {
 #[tokio::test]
 async fn every_write_to_the_served_control_plane_reaches_the_proxy_at_once() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     assert_eq!(gw.gateway_proxy.revision(), 0);
     gw.create("/services", json!({"name": "s", "host": "h"}))
         .await;
@@ -547,11 +570,11 @@ async fn every_write_to_the_served_control_plane_reaches_the_proxy_at_once() {
 #[tokio::test]
 async fn state_survives_a_restart() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     gw.create("/services", json!({"name": "kept", "host": "h"}))
         .await;
     gw.stop().await;
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     assert_eq!(gw.get("/services/kept").await.0, 200);
     assert_eq!(
         gw.gateway_proxy.revision(),
@@ -566,7 +589,7 @@ async fn the_admin_token_is_required_on_every_call_when_set() {
     let dir = tmp();
     let mut c = config(dir.path());
     c.admin_token = Some("t0ken".into());
-    let gw = start_with(c).await;
+    let gw = gateway!(start_with(c));
     let (s, body) = gw.get("/").await;
     assert_eq!(s, 401);
     assert!(body["message"].as_str().unwrap().contains("credentials"));
@@ -603,7 +626,7 @@ async fn admin_bodies_over_the_limit_are_refused() {
     let dir = tmp();
     let mut c = config(dir.path());
     c.admin_body_limit = 1024;
-    let gw = start_with(c).await;
+    let gw = gateway!(start_with(c));
     let big = "x".repeat(4096);
     let (s, _) = gw
         .post("/services", json!({"name": big, "host": "h"}))
@@ -615,12 +638,12 @@ async fn admin_bodies_over_the_limit_are_refused() {
 #[tokio::test]
 async fn writes_by_another_process_reach_the_proxy_within_a_second() {
     use embedded_gateway::model::EntityKind;
-    use embedded_gateway::store::{self, Store};
+    use embedded_gateway::store;
     let dir = tmp();
-    let gw = start(dir.path()).await;
-    let other = Store::open(dir.path()).unwrap();
+    let gw = gateway!(start(dir.path()));
+    let other = same_store(dir.path()).unwrap();
     other
-        .call_blocking(|c| {
+        .call(|c| {
             let cp = store::ensure_control_plane(c, "default")?;
             store::write_tx(c, &cp.id, None, |tx| {
                 store::create(
@@ -631,6 +654,7 @@ async fn writes_by_another_process_reach_the_proxy_within_a_second() {
                 )
             })
         })
+        .await
         .unwrap();
     let started = std::time::Instant::now();
     while gw.gateway_proxy.revision() != 1 {
@@ -647,7 +671,7 @@ async fn writes_by_another_process_reach_the_proxy_within_a_second() {
 #[tokio::test]
 async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, err) = gw.post("/routes", json!({"name": "empty"})).await;
     assert_eq!(s, 400);
     assert_eq!(
@@ -674,7 +698,7 @@ async fn routes_must_match_on_something_and_tags_and_ranges_are_checked() {
 #[tokio::test]
 async fn a_mask_is_never_stored_as_a_secret() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, app) = gw.post("/consumers", json!({"username": "app"})).await;
     assert_eq!(s, 201);
     let app_id = app["id"].as_str().unwrap().to_owned();
@@ -735,7 +759,7 @@ async fn a_mask_is_never_stored_as_a_secret() {
 #[tokio::test]
 async fn route_and_service_paths_follow_kongs_rules_as_state_files_do() {
     let dir = tmp();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     for bad in ["chat", "", "~chat"] {
         let (s, err) = gw.post("/routes", json!({"paths": ["/ok", bad]})).await;
         assert_eq!(s, 400, "{bad:?}: {err}");

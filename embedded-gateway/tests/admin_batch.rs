@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::admin::start;
+use super::admin::start;
 
 const SVC_ID: &str = "7a1c2d3e-0000-4000-8000-000000000001";
 
@@ -18,7 +18,7 @@ fn ops_creating_service_route_then(third: Value) -> Value {
 #[tokio::test]
 async fn a_batch_applies_every_operation_and_bumps_the_revision_once() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let ops = ops_creating_service_route_then(
         json!({"op": "create", "kind": "plugin", "entity": {"name": "key-auth", "service": {"id": SVC_ID}}}),
     );
@@ -47,7 +47,7 @@ async fn a_batch_applies_every_operation_and_bumps_the_revision_once() {
 #[tokio::test]
 async fn a_batch_whose_third_operation_fails_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let ops = ops_creating_service_route_then(
         json!({"op": "create", "kind": "plugin", "entity": {"name": "key-auth", "config": {"nope": true}}}),
     );
@@ -71,7 +71,7 @@ async fn a_batch_whose_third_operation_fails_leaves_nothing_behind() {
 #[tokio::test]
 async fn a_batch_made_against_an_old_revision_is_refused_with_409() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     gw.create("/consumers", json!({"username": "a"})).await;
     gw.create("/consumers", json!({"username": "b"})).await;
     let ops = json!([{"op": "delete", "kind": "consumer", "id": "a"}]);
@@ -99,7 +99,7 @@ async fn a_batch_made_against_an_old_revision_is_refused_with_409() {
 #[tokio::test]
 async fn a_control_plane_batch_writes_only_to_that_control_plane() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let cp = gw
         .create("/v2/control-planes", json!({"name": "other"}))
         .await;

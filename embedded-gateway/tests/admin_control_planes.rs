@@ -3,12 +3,12 @@
 
 use serde_json::json;
 
-use crate::admin::start;
+use super::admin::start;
 
 #[tokio::test]
 async fn control_planes_are_created_listed_filtered_patched_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let cp = gw
         .create(
             "/v2/control-planes",
@@ -65,7 +65,7 @@ async fn control_planes_are_created_listed_filtered_patched_and_deleted() {
 #[tokio::test]
 async fn each_control_plane_keeps_its_own_entities() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let a = gw.create("/v2/control-planes", json!({"name": "a"})).await;
     let b = gw.create("/v2/control-planes", json!({"name": "b"})).await;
     let pa = format!(
@@ -132,7 +132,7 @@ async fn each_control_plane_keeps_its_own_entities() {
 #[tokio::test]
 async fn the_served_control_plane_cannot_be_deleted_while_served() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, res) = gw.call("DELETE", "/v2/control-planes/default", None).await;
     assert_eq!(s, 409);
     assert!(res["message"].as_str().unwrap().contains("served"));
@@ -142,7 +142,7 @@ async fn the_served_control_plane_cannot_be_deleted_while_served() {
 #[tokio::test]
 async fn label_keys_follow_konnect_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let (s, err) = gw
         .post(
             "/v2/control-planes",

@@ -30,7 +30,7 @@ async fn dbless_mode_serves_the_given_config_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.dbless = Some(snapshot());
-    let gw = start_with(c).await;
+    let gw = gateway!(start_with(c));
     assert_eq!(gw.get("/").await.1["configuration"]["database"], "off");
     let (s, svc) = gw.get("/services/llm").await;
     assert_eq!((s, svc["port"].clone()), (200, json!(80)));

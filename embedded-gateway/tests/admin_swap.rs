@@ -22,7 +22,7 @@ async fn slow_upstream(delay: Duration) -> String {
 #[tokio::test]
 async fn an_in_flight_request_finishes_on_its_config_while_new_requests_see_the_swap() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path()).await;
+    let gw = gateway!(start(dir.path()));
     let upstream = slow_upstream(Duration::from_millis(800)).await;
     gw.create("/services", json!({"name": "up", "url": upstream}))
         .await;
@@ -65,7 +65,7 @@ async fn proxy_workers_on_their_own_threads_serve_and_see_every_swap() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::admin::config(dir.path());
     config.proxy_workers = 2;
-    let gw = crate::admin::start_with(config).await;
+    let gw = gateway!(crate::admin::start_with(config));
     let upstream = slow_upstream(Duration::from_millis(0)).await;
     gw.create("/services", json!({"name": "up", "url": upstream}))
         .await;

@@ -51,6 +51,14 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     config.proxy_listen = parse_listen("--proxy-listen", &args.proxy_listen)?;
     config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
     config.control_plane = args.control_plane.clone();
+    config.store_url = parse_store(args.store.as_deref())?;
+    if let Some(poll) = args.store_poll {
+        anyhow::ensure!(
+            poll >= std::time::Duration::from_millis(50),
+            "invalid --store-poll: at least 50ms"
+        );
+        config.store_poll = Some(poll);
+    }
     config.admin_token = args.admin_token.clone().filter(|t| !t.is_empty());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     config.proxy_workers = args.workers.unwrap_or(cores).max(1) - 1;
@@ -86,6 +94,20 @@ pub fn parse_duration(flag: &str, raw: &str) -> anyhow::Result<Duration> {
     n.checked_mul(scale)
         .map(Duration::from_millis)
         .ok_or_else(invalid)
+}
+
+/// `--store`: a PostgreSQL URL, or empty / `sqlite` for the default SQLite store.
+fn parse_store(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    match raw.map(str::trim) {
+        None | Some("") | Some("sqlite") => Ok(None),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url.to_owned()))
+        }
+        Some(other) => anyhow::bail!(
+            "invalid --store '{}': expected postgres://USER@HOST:PORT/DB (SQLite under --data-dir is the default)",
+            embedded_gateway::store::postgres::redact_url(other)
+        ),
+    }
 }
 
 /// `127.0.0.1:8001`, `localhost:8001` or `[::1]:8001` → a socket address.
@@ -133,7 +155,10 @@ fn load_dbless(files: &[PathBuf]) -> anyhow::Result<ConfigSnapshot> {
 }
 
 async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
-    let dir = config.data_dir.clone();
+    let dir = match &config.store_url {
+        Some(url) => std::path::PathBuf::from(embedded_gateway::store::postgres::redact_url(url)),
+        None => config.data_dir.clone(),
+    };
     let dbless = config.dbless.is_some();
     let gateway = embedded_gateway::bind(config).await?;
     // Listen for signals before saying we are ready: a SIGTERM right after the ready lines

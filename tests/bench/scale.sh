@@ -4,12 +4,16 @@
 # loopback ports with a temp data dir. Times the first `apply`, a no-change `diff`, and a
 # `sync` that changes 1% (50 consumers modified, 50 removed).
 #
-#   cargo build --release && tests/bench/scale.sh [CONSUMERS]
+# With STORE_URL (`postgres://…`), the gateway runs on that PostgreSQL store, on a control
+# plane of its own (`bench-PID`), so the database need not be empty.
+#
+#   cargo build --release && tests/bench/scale.sh [CONSUMERS] [STORE_URL]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 gantry=${GANTRY:-$root/target/release/gantry}
 consumers=${1:-10000}
+store=${2:-}
 [ -x "$gantry" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -55,8 +59,12 @@ gen "$work/full.yaml" 0 0
 changes=$((consumers / 100))
 gen "$work/changed.yaml" $((changes / 2)) $((changes - changes / 2))
 
+store_args=()
+if [ -n "$store" ]; then
+  store_args=(--store "$store" --control-plane "bench-$$")
+fi
 "$gantry" serve --proxy-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-  --data-dir "$work/data" >"$work/serve.log" 2>&1 &
+  --data-dir "$work/data" "${store_args[@]}" >"$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do
   grep -q "admin listening on" "$work/serve.log" && break
@@ -82,9 +90,11 @@ timed() {
     "$(grep -E 'Created|Updated|Deleted' "$work/out" | tr -s ' \n' ' ')"
 }
 
-echo "gantry scale benchmark: $consumers consumers + keys, 100 services/routes/plugins ($(nproc) cores)"
-timed "first apply" 0 "$gantry" apply "$work/full.yaml"
+backend=SQLite
+[ -n "$store" ] && backend=PostgreSQL
+echo "gantry scale benchmark: $consumers consumers + keys, 100 services/routes/plugins ($(nproc) cores), store: $backend"
+timed "first apply" 0 "$gantry" apply "$work/full.yaml" --timeout "${TIMEOUT:-60}"
 timed "no-change diff" 0 "$gantry" diff "$work/full.yaml" --non-zero-exit-code
 timed "sync changing 1% ($changes consumers)" 0 "$gantry" sync "$work/changed.yaml"
 timed "no-change diff after sync" 0 "$gantry" diff "$work/changed.yaml" --non-zero-exit-code
-timed "reset of the whole scope" 0 "$gantry" reset --select-tag scale --yes
+timed "reset of the whole scope" 0 "$gantry" reset --select-tag scale --yes --timeout "${TIMEOUT:-60}"

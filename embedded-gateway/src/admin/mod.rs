@@ -2,7 +2,7 @@
 //! `GET /`, `/status`), Konnect-shaped control planes, the atomic batch endpoint, the admin
 //! token check and DB-less read-only mode.
 
-pub mod batch;
+mod batch;
 mod control_planes;
 mod entities;
 
@@ -19,9 +19,8 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::proxy::Proxy;
+use crate::served::Served;
 use crate::store::{self, Store, StoreError};
-
-pub use batch::{BatchOp, BatchRequest};
 
 /// The Kong version the admin API reports (the schema generation Gantry follows).
 pub const KONG_VERSION: &str = "3.14.0";
@@ -32,6 +31,9 @@ pub const TOKEN_HEADER: &str = "Kong-Admin-Token";
 /// The body of every write refused in DB-less mode.
 pub const DBLESS_MESSAGE: &str = "cannot change configuration in DB-less mode; edit the declarative \
      config files and restart `gantry serve --config`";
+
+/// How long `/status` waits for the store before calling it unreachable.
+const STATUS_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Default admin request body limit.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -44,7 +46,7 @@ pub struct AdminState {
 
 struct Inner {
     store: Store,
-    proxy: Proxy,
+    served: Served,
     served_id: String,
     served_name: String,
     dbless: bool,
@@ -70,10 +72,16 @@ pub struct AdminSettings {
 
 impl AdminState {
     pub fn new(store: Store, proxy: Proxy, settings: AdminSettings) -> Self {
+        Self::with_served(store, Served::new(proxy, None), settings)
+    }
+
+    /// Like [`AdminState::new`], sharing the gateway's [`Served`] (revision order, config
+    /// hash, last known good copy, store reachability).
+    pub fn with_served(store: Store, served: Served, settings: AdminSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
-                proxy,
+                served,
                 served_id: settings.served_id,
                 served_name: settings.served_name,
                 dbless: settings.dbless,
@@ -90,7 +98,7 @@ impl AdminState {
 
     /// Runs `f` in one write transaction on `cp_id` (revision checked and bumped), then, when
     /// `cp_id` is the served control plane, rebuilds its snapshot and swaps it into the proxy
-    /// before returning, under the same lock so swaps happen in commit order.
+    /// before returning; [`Served`] never lets an older snapshot replace a newer one.
     pub async fn write<T, F>(
         &self,
         cp_id: String,
@@ -99,23 +107,40 @@ impl AdminState {
     ) -> Result<(T, u64), StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&dyn store::Db) -> Result<T, StoreError> + Send + 'static,
     {
         if self.inner.dbless {
             return Err(StoreError::BadRequest(DBLESS_MESSAGE.to_owned()));
         }
         let served = self.inner.served_id == cp_id;
-        let proxy = self.inner.proxy.clone();
-        self.inner
+        let target = self.inner.served.clone();
+        let out = self
+            .inner
             .store
             .call(move |conn| {
                 let out = store::write_tx(conn, &cp_id, expected_revision, f)?;
                 if served {
-                    proxy.apply(&store::snapshot(conn, &cp_id)?);
+                    target.apply(&store::snapshot(conn, &cp_id)?);
                 }
                 Ok(out)
             })
-            .await
+            .await;
+        self.note_reachability(&out);
+        out
+    }
+
+    /// Remembers whether the last store call reached the database.
+    fn note_reachability<T>(&self, result: &Result<T, StoreError>) {
+        let reachable = !matches!(result, Err(StoreError::Unavailable(_)));
+        if self.inner.served.set_reachable(reachable) != reachable {
+            if reachable {
+                tracing::warn!("the configuration database is reachable again");
+            } else {
+                tracing::warn!(
+                    "the configuration database is unreachable; serving the last known good configuration"
+                );
+            }
+        }
     }
 }
 
@@ -234,7 +259,7 @@ async fn root(State(state): State<AdminState>) -> Response {
             "node_id": s.served_id,
             "plugins": {"available_on_server": available, "enabled_in_cluster": enabled},
             "configuration": {
-                "database": if s.dbless { "off" } else { "sqlite" },
+                "database": if s.dbless { "off" } else { s.store.backend() },
                 "role": "traditional",
                 "admin_listen": [s.admin_base],
                 "proxy_listen": [s.proxy_base],
@@ -250,20 +275,33 @@ async fn root(State(state): State<AdminState>) -> Response {
 async fn status(State(state): State<AdminState>) -> Response {
     let s = &state.inner;
     let served = s.served_id.clone();
-    let stored = s
-        .store
-        .call(move |conn| Ok(store::find_control_plane(conn, &served)?.map(|cp| cp.revision)))
-        .await;
+    // A down database must not hold the answer for the pool's whole acquire timeout.
+    let stored = tokio::time::timeout(
+        STATUS_STORE_TIMEOUT,
+        s.store
+            .call(move |conn| Ok(store::find_control_plane(conn, &served)?.map(|cp| cp.revision))),
+    )
+    .await
+    .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".to_owned())));
     let (reachable, stored) = match stored {
         Ok(r) => (true, r),
         Err(_) => (false, None),
     };
+    if s.store.backend() == "postgres" {
+        state.note_reachability(&if reachable {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(String::new()))
+        });
+    }
     json_response(
         StatusCode::OK,
         json!({
-            "database": {"reachable": reachable},
+            "database": {"reachable": reachable, "backend": if s.dbless { "off" } else { s.store.backend() }},
             "server": {"healthy": reachable},
-            "config_revision": s.proxy.revision(),
+            "config_revision": s.served.proxy().revision(),
+            "config_hash": s.served.hash(),
+            "serving_last_known_good": !reachable && s.store.backend() == "postgres",
             "store_revision": stored,
             "control_plane": {"id": s.served_id, "name": s.served_name},
         }),

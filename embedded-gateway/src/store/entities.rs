@@ -2,11 +2,11 @@
 //! lookup by id or endpoint key, and paginated, tag-filtered lists. Every function runs on a
 //! connection or transaction the caller already holds.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
 use crate::model::EntityKind;
 
+use super::db::{Arg, Db};
 use super::validate::normalize;
 use super::{StoreError, now_secs};
 
@@ -99,57 +99,57 @@ fn endpoint_key(kind: EntityKind, body: &Value) -> Option<String> {
 
 /// Finds an entity by id, or by its endpoint key (service name, consumer username, …).
 pub fn get(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     id_or_key: &str,
 ) -> Result<Option<Value>, StoreError> {
     // Two indexed lookups, id first: one query with `id = ?3 OR endpoint_key = ?3` scans
     // every entity of the kind, which made a batch of n creates O(n²).
-    let by = |column: &str| {
-        conn.query_row(
-            &format!(
-                "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND {column} = ?3 LIMIT 1"
-            ),
-            params![cp_id, kind_key(kind), id_or_key],
-            |r| r.get::<_, String>(0),
-        )
-        .optional()
-    };
-    let body = match by("id")? {
-        Some(b) => Some(b),
-        None => by("endpoint_key")?,
+    let args = [
+        Arg::Text(cp_id),
+        Arg::Text(kind_key(kind)),
+        Arg::Text(id_or_key),
+    ];
+    let by_id = "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3 LIMIT 1";
+    let by_key =
+        "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND endpoint_key = ?3 LIMIT 1";
+    let body = match db.query_opt(by_id, &args)? {
+        Some(row) => Some(row.text(0)?),
+        None => db
+            .query_opt(by_key, &args)?
+            .map(|r| r.text(0))
+            .transpose()?,
     };
     Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
 }
 
 fn get_required(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     id_or_key: &str,
 ) -> Result<Value, StoreError> {
-    get(conn, cp_id, kind, id_or_key)?.ok_or(StoreError::NotFound)
+    get(db, cp_id, kind, id_or_key)?.ok_or(StoreError::NotFound)
 }
 
 /// Every entity of a kind, oldest first.
-pub fn all_bodies(
-    conn: &Connection,
-    cp_id: &str,
-    kind: EntityKind,
-) -> Result<Vec<Value>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 ORDER BY seq")?;
-    let rows = stmt.query_map(params![cp_id, kind_key(kind)], |r| r.get::<_, String>(0))?;
-    rows.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+pub fn all_bodies(db: &dyn Db, cp_id: &str, kind: EntityKind) -> Result<Vec<Value>, StoreError> {
+    let rows = db.query(
+        "SELECT body FROM entities WHERE cp_id = ?1 AND kind = ?2 ORDER BY seq",
+        &[Arg::Text(cp_id), Arg::Text(kind_key(kind))],
+    )?;
+    rows.iter()
+        .map(|r| Ok(serde_json::from_str(&r.text(0)?)?))
+        .collect()
 }
 
 /// One page of entities, filtered by tags and parent.
-pub fn list(
-    conn: &Connection,
-    cp_id: &str,
+pub fn list<'a>(
+    db: &dyn Db,
+    cp_id: &'a str,
     kind: EntityKind,
-    q: &ListQuery,
+    q: &'a ListQuery,
 ) -> Result<Page, StoreError> {
     let after: i64 = match &q.offset {
         Some(o) => o
@@ -159,17 +159,19 @@ pub fn list(
     };
     let mut sql =
         String::from("SELECT seq, body FROM entities WHERE cp_id = ?1 AND kind = ?2 AND seq > ?3");
-    let mut args: Vec<Value> = vec![json!(cp_id), json!(kind_key(kind)), json!(after)];
+    let dialect = db.dialect();
+    let mut args: Vec<Arg<'_>> = vec![Arg::Text(cp_id), Arg::Text(kind_key(kind)), Arg::Int(after)];
     if let Some((field, id)) = &q.parent {
-        args.push(json!(id));
-        sql += &format!(" AND json_extract(body, '$.{field}.id') = ?{}", args.len());
-    }
-    let tag_clause = |args: &mut Vec<Value>, tag: &str| {
-        args.push(json!(tag));
-        format!(
-            "EXISTS (SELECT 1 FROM json_each(body, '$.tags') WHERE value = ?{})",
+        args.push(Arg::Text(id));
+        sql += &format!(
+            " AND {} = ?{}",
+            dialect.json_text(&format!("{field}.id")),
             args.len()
-        )
+        );
+    }
+    let tag_clause = |args: &mut Vec<Arg<'a>>, tag: &'a str| {
+        args.push(Arg::Text(tag));
+        dialect.has_tag(args.len())
     };
     match &q.tags {
         TagFilter::None => {}
@@ -184,13 +186,11 @@ pub fn list(
         }
     }
     sql += &format!(" ORDER BY seq LIMIT {}", q.size + 1);
-    let params: Vec<rusqlite::types::Value> = args.iter().map(sql_value).collect();
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows: Vec<(i64, String)> = stmt
-        .query_map(rusqlite::params_from_iter(params), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let mut rows: Vec<(i64, String)> = db
+        .query(&sql, &args)?
+        .iter()
+        .map(|r| Ok((r.int(0)?, r.text(1)?)))
+        .collect::<Result<_, StoreError>>()?;
     let more = rows.len() > q.size;
     rows.truncate(q.size);
     let offset = more
@@ -203,17 +203,9 @@ pub fn list(
     Ok(Page { data, offset })
 }
 
-fn sql_value(v: &Value) -> rusqlite::types::Value {
-    match v {
-        Value::Number(n) => rusqlite::types::Value::Integer(n.as_i64().unwrap_or(0)),
-        Value::String(s) => rusqlite::types::Value::Text(s.clone()),
-        other => rusqlite::types::Value::Text(other.to_string()),
-    }
-}
-
 /// Creates an entity; `id` is kept when given (must be a UUID), generated otherwise.
 pub fn create(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     body: Value,
@@ -237,19 +229,19 @@ pub fn create(
     map.insert("created_at".into(), json!(now));
     map.insert("updated_at".into(), json!(now));
     let value = normalize(kind, Value::Object(map))?;
-    if get(conn, cp_id, kind, &id)?.is_some_and(|v| v["id"] == json!(id)) {
+    if get(db, cp_id, kind, &id)?.is_some_and(|v| v["id"] == json!(id)) {
         return Err(unique_error("id", &json!(id)));
     }
-    check_references(conn, cp_id, kind, &value)?;
-    claim_unique_keys(conn, cp_id, kind, &value)?;
-    conn.execute(
+    check_references(db, cp_id, kind, &value)?;
+    claim_unique_keys(db, cp_id, kind, &value)?;
+    db.execute(
         "INSERT INTO entities (cp_id, kind, id, endpoint_key, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            cp_id,
-            kind_key(kind),
-            id,
-            endpoint_key(kind, &value),
-            value.to_string()
+        &[
+            Arg::Text(cp_id),
+            Arg::Text(kind_key(kind)),
+            Arg::Text(&id),
+            Arg::OptText(endpoint_key(kind, &value).as_deref()),
+            Arg::Text(&value.to_string()),
         ],
     )?;
     Ok(value)
@@ -268,7 +260,7 @@ fn is_uuid(s: &str) -> bool {
 /// `PUT`: replaces the entity found by id or endpoint key, or creates it. Returns the entity
 /// and whether it was created.
 pub fn upsert(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     id_or_key: &str,
@@ -277,12 +269,12 @@ pub fn upsert(
     let Value::Object(mut map) = body else {
         return Err(StoreError::schema("", "expected a record"));
     };
-    match get(conn, cp_id, kind, id_or_key)? {
+    match get(db, cp_id, kind, id_or_key)? {
         Some(existing) => {
             map.insert("id".into(), existing["id"].clone());
             map.insert("created_at".into(), existing["created_at"].clone());
             Ok((
-                replace(conn, cp_id, kind, &existing, Value::Object(map))?,
+                replace(db, cp_id, kind, &existing, Value::Object(map))?,
                 false,
             ))
         }
@@ -293,14 +285,14 @@ pub fn upsert(
                 map.remove("id");
                 map.insert(endpoint_field(kind).into(), json!(id_or_key));
             }
-            Ok((create(conn, cp_id, kind, Value::Object(map))?, true))
+            Ok((create(db, cp_id, kind, Value::Object(map))?, true))
         }
     }
 }
 
 /// `PATCH`: merges `patch` into the entity (plugin `config` merges one level deeper).
 pub fn patch(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     id_or_key: &str,
@@ -309,7 +301,7 @@ pub fn patch(
     let Value::Object(patch) = patch else {
         return Err(StoreError::schema("", "expected a record"));
     };
-    let existing = get_required(conn, cp_id, kind, id_or_key)?;
+    let existing = get_required(db, cp_id, kind, id_or_key)?;
     let mut merged = existing.as_object().cloned().unwrap_or_default();
     for (k, v) in patch {
         if k == "config"
@@ -322,7 +314,7 @@ pub fn patch(
     }
     merged.insert("id".into(), existing["id"].clone());
     merged.insert("created_at".into(), existing["created_at"].clone());
-    replace(conn, cp_id, kind, &existing, Value::Object(merged))
+    replace(db, cp_id, kind, &existing, Value::Object(merged))
 }
 
 fn merge_objects(old: &mut Map<String, Value>, new: &Map<String, Value>) {
@@ -337,7 +329,7 @@ fn merge_objects(old: &mut Map<String, Value>, new: &Map<String, Value>) {
 }
 
 fn replace(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     existing: &Value,
@@ -353,12 +345,18 @@ fn replace(
     }
     let value = normalize(kind, body)?;
     let id = value["id"].as_str().unwrap_or_default().to_owned();
-    check_references(conn, cp_id, kind, &value)?;
-    release_unique_keys(conn, cp_id, &id)?;
-    claim_unique_keys(conn, cp_id, kind, &value)?;
-    conn.execute(
+    check_references(db, cp_id, kind, &value)?;
+    release_unique_keys(db, cp_id, &id)?;
+    claim_unique_keys(db, cp_id, kind, &value)?;
+    db.execute(
         "UPDATE entities SET endpoint_key = ?1, body = ?2 WHERE cp_id = ?3 AND kind = ?4 AND id = ?5",
-        params![endpoint_key(kind, &value), value.to_string(), cp_id, kind_key(kind), id],
+        &[
+            Arg::OptText(endpoint_key(kind, &value).as_deref()),
+            Arg::Text(&value.to_string()),
+            Arg::Text(cp_id),
+            Arg::Text(kind_key(kind)),
+            Arg::Text(&id),
+        ],
     )?;
     Ok(value)
 }
@@ -366,15 +364,15 @@ fn replace(
 /// Deletes an entity. A service with routes is refused (Kong's restrict); plugins of a
 /// service or route, and credentials and plugins of a consumer, are deleted with it.
 pub fn delete(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     id_or_key: &str,
 ) -> Result<(), StoreError> {
-    let existing = get_required(conn, cp_id, kind, id_or_key)?;
+    let existing = get_required(db, cp_id, kind, id_or_key)?;
     let id = existing["id"].as_str().unwrap_or_default().to_owned();
     if kind == EntityKind::Service
-        && !children(conn, cp_id, EntityKind::Route, "service", &id)?.is_empty()
+        && !children(db, cp_id, EntityKind::Route, "service", &id)?.is_empty()
     {
         return Err(StoreError::ForeignKey(
             "an existing 'routes' entity references this 'services' entity".to_owned(),
@@ -393,45 +391,49 @@ pub fn delete(
         EntityKind::KeyAuth | EntityKind::Plugin => &[],
     };
     for (child_kind, field) in cascades {
-        for child in children(conn, cp_id, *child_kind, field, &id)? {
-            delete_row(conn, cp_id, *child_kind, &child)?;
+        for child in children(db, cp_id, *child_kind, field, &id)? {
+            delete_row(db, cp_id, *child_kind, &child)?;
         }
     }
-    delete_row(conn, cp_id, kind, &id)
+    delete_row(db, cp_id, kind, &id)
 }
 
-fn delete_row(
-    conn: &Connection,
-    cp_id: &str,
-    kind: EntityKind,
-    id: &str,
-) -> Result<(), StoreError> {
-    release_unique_keys(conn, cp_id, id)?;
-    conn.execute(
+fn delete_row(db: &dyn Db, cp_id: &str, kind: EntityKind, id: &str) -> Result<(), StoreError> {
+    release_unique_keys(db, cp_id, id)?;
+    db.execute(
         "DELETE FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3",
-        params![cp_id, kind_key(kind), id],
+        &[Arg::Text(cp_id), Arg::Text(kind_key(kind)), Arg::Text(id)],
     )?;
     Ok(())
 }
 
 fn children(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     field: &str,
     parent_id: &str,
 ) -> Result<Vec<String>, StoreError> {
     let sql = format!(
-        "SELECT id FROM entities WHERE cp_id = ?1 AND kind = ?2 AND json_extract(body, '$.{field}.id') = ?3"
+        "SELECT id FROM entities WHERE cp_id = ?1 AND kind = ?2 AND {} = ?3",
+        db.dialect().json_text(&format!("{field}.id"))
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![cp_id, kind_key(kind), parent_id], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    db.query(
+        &sql,
+        &[
+            Arg::Text(cp_id),
+            Arg::Text(kind_key(kind)),
+            Arg::Text(parent_id),
+        ],
+    )?
+    .iter()
+    .map(|r| r.text(0))
+    .collect()
 }
 
 /// Foreign keys must point at existing entities of the same control plane.
 fn check_references(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     value: &Value,
@@ -445,13 +447,14 @@ fn check_references(
         else {
             continue;
         };
-        let found: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3",
-                params![cp_id, kind_key(*target), id],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let found = db.query_opt(
+            "SELECT 1 FROM entities WHERE cp_id = ?1 AND kind = ?2 AND id = ?3",
+            &[
+                Arg::Text(cp_id),
+                Arg::Text(kind_key(*target)),
+                Arg::Text(id),
+            ],
+        )?;
         if found.is_none() {
             return Err(StoreError::ForeignKey(
                 format!(
@@ -507,35 +510,44 @@ fn unique_keys(kind: EntityKind, value: &Value) -> Vec<(String, String, Value)> 
 }
 
 fn claim_unique_keys(
-    conn: &Connection,
+    db: &dyn Db,
     cp_id: &str,
     kind: EntityKind,
     value: &Value,
 ) -> Result<(), StoreError> {
     let id = value["id"].as_str().unwrap_or_default();
     for (field, stored, shown) in unique_keys(kind, value) {
-        let owner: Option<String> = conn
-            .query_row(
-                "SELECT entity_id FROM unique_keys WHERE cp_id = ?1 AND kind = ?2 AND field = ?3 AND value = ?4",
-                params![cp_id, kind_key(kind), field, stored],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if owner.is_some_and(|o| o != id) {
+        let key = [
+            Arg::Text(cp_id),
+            Arg::Text(kind_key(kind)),
+            Arg::Text(&field),
+            Arg::Text(&stored),
+            Arg::Text(id),
+        ];
+        let owner = db.query_opt(
+            "SELECT entity_id FROM unique_keys WHERE cp_id = ?1 AND kind = ?2 AND field = ?3 AND value = ?4",
+            &key[..4],
+        )?;
+        if owner
+            .map(|o| o.text(0))
+            .transpose()?
+            .is_some_and(|o| o != id)
+        {
             return Err(unique_error(&field, &shown));
         }
-        conn.execute(
-            "INSERT OR REPLACE INTO unique_keys (cp_id, kind, field, value, entity_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![cp_id, kind_key(kind), field, stored, id],
+        db.execute(
+            "INSERT INTO unique_keys (cp_id, kind, field, value, entity_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (cp_id, kind, field, value) DO UPDATE SET entity_id = excluded.entity_id",
+            &key,
         )?;
     }
     Ok(())
 }
 
-fn release_unique_keys(conn: &Connection, cp_id: &str, id: &str) -> Result<(), StoreError> {
-    conn.execute(
+fn release_unique_keys(db: &dyn Db, cp_id: &str, id: &str) -> Result<(), StoreError> {
+    db.execute(
         "DELETE FROM unique_keys WHERE cp_id = ?1 AND entity_id = ?2",
-        params![cp_id, id],
+        &[Arg::Text(cp_id), Arg::Text(id)],
     )?;
     Ok(())
 }

@@ -51,9 +51,19 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("store task failed: {0}")]
     Task(String),
+    /// A database error that is not the caller's fault (PostgreSQL, or a row of an
+    /// unexpected shape).
+    #[error("store error: {0}")]
+    Backend(String),
+    /// 503: the configuration database cannot be reached. The proxy keeps serving the last
+    /// configuration it loaded; writes are refused until the database is back.
+    #[error(
+        "the configuration database is unreachable ({0}); the gateway keeps serving its last known good configuration, and changes are refused until the database is back"
+    )]
+    Unavailable(String),
     /// One operation of a batch failed; nothing of the batch was applied.
     #[error("batch operation {} failed: {}", .0.index, .0.error)]
-    Batch(Box<crate::admin::batch::OpFailed>),
+    Batch(Box<super::batch::OpFailed>),
 }
 
 impl StoreError {
@@ -105,7 +115,9 @@ impl StoreError {
             }
             StoreError::BadRequest(_) => (400, json!({"message": message})),
             StoreError::Batch(failed) => failed.error.to_kong(),
+            StoreError::Unavailable(_) => (503, json!({"message": message})),
             StoreError::Sqlite(_)
+            | StoreError::Backend(_)
             | StoreError::Io(_)
             | StoreError::Corrupt(_)
             | StoreError::Task(_) => (500, json!({"message": "An unexpected error occurred"})),

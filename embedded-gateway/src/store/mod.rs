@@ -1,22 +1,30 @@
-//! Owns the embedded SQLite store: control planes and their entities in one file under the
-//! data directory (WAL mode, transactional writes, schema created on open). SQLite work runs
-//! on tokio's blocking pool, never on the async runtime.
+//! Owns the store: control planes and their entities, in an embedded SQLite file under the
+//! data directory (the default) or in PostgreSQL (several gateway nodes sharing one
+//! database). One set of functions over [`Db`] holds Kong's rules for both backends; every
+//! write runs in one transaction that checks and bumps the control plane's revision.
+//! Database work runs on tokio's blocking pool, never on the async runtime.
 
+pub mod batch;
+mod db;
 mod entities;
 mod error;
+pub mod postgres;
+mod sqlite;
 mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::model::{ControlPlane, ControlPlaneConfig, EntityKind};
 use crate::snapshot::ConfigSnapshot;
 
+pub use db::{Arg, Cell, Db, Dialect, Row};
 pub use entities::{DEFAULT_PAGE, ListQuery, MAX_PAGE, Page, TagFilter};
 pub use error::StoreError;
+pub use postgres::PgStore;
 
 /// The store file's name inside the data directory.
 pub const DB_FILE: &str = "gantry.db";
@@ -24,49 +32,28 @@ pub const DB_FILE: &str = "gantry.db";
 /// The `cluster_type` every local control plane reports.
 pub const CLUSTER_TYPE: &str = "CLUSTER_TYPE_CONTROL_PLANE";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS control_planes (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    description TEXT,
-    labels TEXT NOT NULL DEFAULT '{}',
-    revision INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entities (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    cp_id TEXT NOT NULL REFERENCES control_planes(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    endpoint_key TEXT,
-    body TEXT NOT NULL,
-    UNIQUE (cp_id, kind, id)
-);
-CREATE INDEX IF NOT EXISTS entities_by_kind ON entities (cp_id, kind, seq);
-CREATE INDEX IF NOT EXISTS entities_by_key ON entities (cp_id, kind, endpoint_key);
-CREATE TABLE IF NOT EXISTS unique_keys (
-    cp_id TEXT NOT NULL REFERENCES control_planes(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    field TEXT NOT NULL,
-    value TEXT NOT NULL,
-    entity_id TEXT NOT NULL,
-    PRIMARY KEY (cp_id, kind, field, value)
-);
-CREATE INDEX IF NOT EXISTS unique_keys_by_entity ON unique_keys (cp_id, entity_id);
-";
-
-/// A handle on the store. Cheap to clone; all clones share one connection, so writes are
-/// serialised and each runs in its own transaction.
+/// A handle on the store. Cheap to clone. SQLite: all clones share one connection, so writes
+/// are serialised. PostgreSQL: clones share a pool; writers of one control plane are
+/// serialised by a row lock on its revision, across processes.
 #[derive(Clone)]
-pub struct Store {
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// The embedded SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        match self {
+            Store::Sqlite(s) => f.debug_struct("Store").field("path", &s.path).finish(),
+            Store::Postgres(p) => p.fmt(f),
+        }
     }
 }
 
@@ -94,91 +81,141 @@ impl Store {
         Self::init(Connection::open_in_memory()?, None)
     }
 
+    /// A PostgreSQL store on `url`. Connects (and migrates) on first use, so this never
+    /// fails for an unreachable database.
+    pub fn postgres(url: &str) -> Result<Self, StoreError> {
+        Ok(Store::Postgres(PgStore::connect_lazy(url)?))
+    }
+
     fn init(conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(Self {
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(sqlite::SCHEMA)?;
+        Ok(Store::Sqlite(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
-        })
+        }))
     }
 
     /// The store file, if on disk.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        match self {
+            Store::Sqlite(s) => s.path.as_deref(),
+            Store::Postgres(_) => None,
+        }
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// `sqlite` or `postgres`: what Kong's `GET /` calls `database`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs `f` with a connection on the blocking pool. Statements outside a transaction
+    /// commit one by one.
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        match self {
+            Store::Sqlite(s) => {
+                let conn = s.conn.clone();
+                tokio::task::spawn_blocking(move || {
+                    let guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                    f(&*guard)
+                })
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))?
+            }
+            Store::Postgres(p) => p.call(f).await,
+        }
     }
 
     /// Runs `f` synchronously (for callers outside an async runtime, like `quickstart -d`).
+    /// SQLite only.
     pub fn call_blocking<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        match self {
+            Store::Sqlite(s) => {
+                let guard = s.conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&*guard)
+            }
+            Store::Postgres(_) => Err(StoreError::Backend(
+                "a PostgreSQL store is only reachable from the async runtime".to_owned(),
+            )),
+        }
     }
 }
 
-/// Runs `f` in one IMMEDIATE transaction on control plane `cp_id`: checks `expected_revision`
-/// if given, bumps the revision by one on success, and commits. Returns `f`'s value and the
-/// new revision. Nothing is written when `f` fails.
+/// Runs `f` in one write transaction on control plane `cp_id`: locks the control plane's
+/// row, checks `expected_revision` if given, bumps the revision by one on success, announces
+/// the new revision (PostgreSQL `NOTIFY`, delivered on commit), and commits. Returns `f`'s
+/// value and the new revision. Nothing is written when `f` fails.
 pub fn write_tx<T>(
-    conn: &mut Connection,
+    db: &dyn Db,
     cp_id: &str,
     expected_revision: Option<u64>,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    f: impl FnOnce(&dyn Db) -> Result<T, StoreError>,
 ) -> Result<(T, u64), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current = revision(&tx, cp_id)?;
-    if let Some(expected) = expected_revision
-        && expected != current
-    {
-        return Err(StoreError::RevisionConflict { current, expected });
-    }
-    let value = f(&tx)?;
-    let next = current + 1;
-    tx.execute(
-        "UPDATE control_planes SET revision = ?1 WHERE id = ?2",
-        params![next as i64, cp_id],
-    )?;
-    tx.commit()?;
-    Ok((value, next))
+    let dialect = db.dialect();
+    db::in_tx(db, dialect.begin_write(), || {
+        let current = revision_with(db, cp_id, dialect.lock_row())?;
+        if let Some(expected) = expected_revision
+            && expected != current
+        {
+            return Err(StoreError::RevisionConflict { current, expected });
+        }
+        let value = f(db)?;
+        let next = current + 1;
+        db.execute(
+            "UPDATE control_planes SET revision = ?1 WHERE id = ?2",
+            &[Arg::Int(next as i64), Arg::Text(cp_id)],
+        )?;
+        if dialect == Dialect::Postgres {
+            db.execute(
+                "SELECT pg_notify(?1, ?2)",
+                &[
+                    Arg::Text(postgres::CHANNEL),
+                    Arg::Text(&format!("{cp_id} {next}")),
+                ],
+            )?;
+        }
+        Ok((value, next))
+    })
 }
 
-fn revision(conn: &Connection, cp_id: &str) -> Result<u64, StoreError> {
-    conn.query_row(
-        "SELECT revision FROM control_planes WHERE id = ?1",
-        [cp_id],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()?
-    .map(|r| r as u64)
-    .ok_or_else(|| StoreError::ControlPlaneNotFound(cp_id.to_owned()))
+fn revision_with(db: &dyn Db, cp_id: &str, suffix: &str) -> Result<u64, StoreError> {
+    let sql = format!("SELECT revision FROM control_planes WHERE id = ?1{suffix}");
+    db.query_opt(&sql, &[Arg::Text(cp_id)])?
+        .map(|r| r.int(0).map(|n| n as u64))
+        .transpose()?
+        .ok_or_else(|| StoreError::ControlPlaneNotFound(cp_id.to_owned()))
+}
+
+/// The stored revision of a control plane.
+pub fn revision(db: &dyn Db, cp_id: &str) -> Result<u64, StoreError> {
+    revision_with(db, cp_id, "")
 }
 
 /// The complete entity set of a control plane at its current revision.
-pub fn snapshot(conn: &Connection, cp_id: &str) -> Result<ConfigSnapshot, StoreError> {
+/// Read in one transaction, so the entities match the revision.
+pub fn snapshot(db: &dyn Db, cp_id: &str) -> Result<ConfigSnapshot, StoreError> {
+    db::in_tx(db, db.dialect().begin_read(), || read_snapshot(db, cp_id))
+}
+
+fn read_snapshot(db: &dyn Db, cp_id: &str) -> Result<ConfigSnapshot, StoreError> {
     let mut snap = ConfigSnapshot {
-        revision: revision(conn, cp_id)?,
+        revision: revision(db, cp_id)?,
         ..Default::default()
     };
     for kind in EntityKind::ALL {
-        let bodies = entities::all_bodies(conn, cp_id, kind)?;
+        let bodies = entities::all_bodies(db, cp_id, kind)?;
         for body in bodies {
             match kind {
                 EntityKind::Service => snap.services.push(serde_json::from_value(body)?),
@@ -193,11 +230,7 @@ pub fn snapshot(conn: &Connection, cp_id: &str) -> Result<ConfigSnapshot, StoreE
 }
 
 /// Loads a DB-less snapshot into control plane `cp_id` (validating and filling defaults).
-pub fn load_snapshot(
-    conn: &mut Connection,
-    cp_id: &str,
-    snap: &ConfigSnapshot,
-) -> Result<u64, StoreError> {
+pub fn load_snapshot(db: &dyn Db, cp_id: &str, snap: &ConfigSnapshot) -> Result<u64, StoreError> {
     let bodies: Vec<(EntityKind, Value)> = snap
         .services
         .iter()
@@ -224,7 +257,7 @@ pub fn load_snapshot(
         )
         .map(|(k, v)| v.map(|v| (k, v)))
         .collect::<Result<_, _>>()?;
-    let ((), rev) = write_tx(conn, cp_id, None, |tx| {
+    let ((), rev) = write_tx(db, cp_id, None, |tx| {
         for (kind, body) in bodies {
             entities::create(tx, cp_id, kind, body)?;
         }
@@ -264,20 +297,20 @@ pub struct ControlPlanePatch {
     pub labels: Option<std::collections::BTreeMap<String, Option<String>>>,
 }
 
-fn cp_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ControlPlane> {
-    let labels: String = r.get(3)?;
-    let created: i64 = r.get(5)?;
-    let updated: i64 = r.get(6)?;
+fn cp_from_row(r: &Row) -> Result<ControlPlane, StoreError> {
+    let labels = r.text(3)?;
+    let created = r.int(5)?;
+    let updated = r.int(6)?;
     Ok(ControlPlane {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        description: r.get(2)?,
+        id: r.text(0)?,
+        name: r.text(1)?,
+        description: r.opt_text(2)?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
         config: ControlPlaneConfig {
             control_plane_endpoint: String::new(),
             cluster_type: CLUSTER_TYPE.to_owned(),
         },
-        revision: r.get::<_, i64>(4)? as u64,
+        revision: r.int(4)? as u64,
         created_at: iso8601(created),
         updated_at: iso8601(updated),
     })
@@ -285,54 +318,64 @@ fn cp_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ControlPlane> {
 
 const CP_COLUMNS: &str = "id, name, description, labels, revision, created_at, updated_at";
 
-pub fn list_control_planes(conn: &Connection) -> Result<Vec<ControlPlane>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {CP_COLUMNS} FROM control_planes ORDER BY created_at, name"
-    ))?;
-    let rows = stmt.query_map([], cp_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn list_control_planes(db: &dyn Db) -> Result<Vec<ControlPlane>, StoreError> {
+    db.query(
+        &format!("SELECT {CP_COLUMNS} FROM control_planes ORDER BY created_at, name"),
+        &[],
+    )?
+    .iter()
+    .map(cp_from_row)
+    .collect()
 }
 
 /// Finds a control plane by id, or by name when no id matches.
 pub fn find_control_plane(
-    conn: &Connection,
+    db: &dyn Db,
     id_or_name: &str,
 ) -> Result<Option<ControlPlane>, StoreError> {
     let sql = format!(
         "SELECT {CP_COLUMNS} FROM control_planes WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1"
     );
-    Ok(conn.query_row(&sql, [id_or_name], cp_from_row).optional()?)
+    db.query_opt(&sql, &[Arg::Text(id_or_name)])?
+        .as_ref()
+        .map(cp_from_row)
+        .transpose()
 }
 
 pub fn create_control_plane(
-    conn: &Connection,
+    db: &dyn Db,
     new: &NewControlPlane,
 ) -> Result<ControlPlane, StoreError> {
     validate_cp_name(&new.name)?;
     for (k, v) in &new.labels {
         validate_label(k, v)?;
     }
-    if find_by_name(conn, &new.name)?.is_some() {
+    if find_by_name(db, &new.name)?.is_some() {
         return Err(StoreError::ControlPlaneExists(new.name.clone()));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_secs();
-    conn.execute(
+    db.execute(
         "INSERT INTO control_planes (id, name, description, labels, revision, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
-        params![id, new.name, new.description, serde_json::to_string(&new.labels)?, now],
+        &[
+            Arg::Text(&id),
+            Arg::Text(&new.name),
+            Arg::OptText(new.description.as_deref()),
+            Arg::Text(&serde_json::to_string(&new.labels)?),
+            Arg::Int(now),
+        ],
     )?;
-    find_control_plane(conn, &id)?.ok_or(StoreError::NotFound)
+    find_control_plane(db, &id)?.ok_or(StoreError::NotFound)
 }
 
-fn find_by_name(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM control_planes WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?)
+fn find_by_name(db: &dyn Db, name: &str) -> Result<Option<String>, StoreError> {
+    db.query_opt(
+        "SELECT id FROM control_planes WHERE name = ?1",
+        &[Arg::Text(name)],
+    )?
+    .map(|r| r.text(0))
+    .transpose()
 }
 
 fn validate_cp_name(name: &str) -> Result<(), StoreError> {
@@ -370,29 +413,34 @@ fn validate_label(key: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Returns the control plane named `name`, creating it when missing.
-pub fn ensure_control_plane(conn: &Connection, name: &str) -> Result<ControlPlane, StoreError> {
-    match find_by_name(conn, name)? {
-        Some(id) => find_control_plane(conn, &id)?.ok_or(StoreError::NotFound),
-        None => create_control_plane(
-            conn,
-            &NewControlPlane {
-                name: name.to_owned(),
-                ..Default::default()
-            },
-        ),
+/// Returns the control plane named `name`, creating it when missing. Nodes starting together
+/// on one PostgreSQL database may race to create it: the loser takes the winner's.
+pub fn ensure_control_plane(db: &dyn Db, name: &str) -> Result<ControlPlane, StoreError> {
+    if let Some(id) = find_by_name(db, name)? {
+        return find_control_plane(db, &id)?.ok_or(StoreError::NotFound);
+    }
+    let new = NewControlPlane {
+        name: name.to_owned(),
+        ..Default::default()
+    };
+    match create_control_plane(db, &new) {
+        Err(StoreError::Conflict(_) | StoreError::ControlPlaneExists(_)) => {
+            let id = find_by_name(db, name)?.ok_or(StoreError::NotFound)?;
+            find_control_plane(db, &id)?.ok_or(StoreError::NotFound)
+        }
+        other => other,
     }
 }
 
 pub fn patch_control_plane(
-    conn: &Connection,
+    db: &dyn Db,
     id: &str,
     patch: &ControlPlanePatch,
 ) -> Result<ControlPlane, StoreError> {
-    let mut cp = find_control_plane(conn, id)?.ok_or(StoreError::NotFound)?;
+    let mut cp = find_control_plane(db, id)?.ok_or(StoreError::NotFound)?;
     if let Some(name) = &patch.name {
         validate_cp_name(name)?;
-        if let Some(other) = find_by_name(conn, name)?
+        if let Some(other) = find_by_name(db, name)?
             && other != cp.id
         {
             return Err(StoreError::ControlPlaneExists(name.clone()));
@@ -413,17 +461,26 @@ pub fn patch_control_plane(
             };
         }
     }
-    conn.execute(
+    db.execute(
         "UPDATE control_planes SET name = ?1, description = ?2, labels = ?3, updated_at = ?4 WHERE id = ?5",
-        params![cp.name, cp.description, serde_json::to_string(&cp.labels)?, now_secs(), cp.id],
+        &[
+            Arg::Text(&cp.name),
+            Arg::OptText(cp.description.as_deref()),
+            Arg::Text(&serde_json::to_string(&cp.labels)?),
+            Arg::Int(now_secs()),
+            Arg::Text(&cp.id),
+        ],
     )?;
-    find_control_plane(conn, &cp.id)?.ok_or(StoreError::NotFound)
+    find_control_plane(db, &cp.id)?.ok_or(StoreError::NotFound)
 }
 
 /// Deletes a control plane and, by cascade, all its entities.
-pub fn delete_control_plane(conn: &Connection, id: &str) -> Result<(), StoreError> {
-    let cp = find_control_plane(conn, id)?.ok_or(StoreError::NotFound)?;
-    conn.execute("DELETE FROM control_planes WHERE id = ?1", [cp.id])?;
+pub fn delete_control_plane(db: &dyn Db, id: &str) -> Result<(), StoreError> {
+    let cp = find_control_plane(db, id)?.ok_or(StoreError::NotFound)?;
+    db.execute(
+        "DELETE FROM control_planes WHERE id = ?1",
+        &[Arg::Text(&cp.id)],
+    )?;
     Ok(())
 }
 
