@@ -404,6 +404,10 @@ pub struct ServeArgs {
     /// Admin API listen address.
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "ADDR")]
     pub admin_listen: String,
+    /// Status listen address (Kong's status API): serves `GET /metrics` without the admin
+    /// token. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<String>,
     /// Where the SQLite store lives (default: `$XDG_DATA_HOME/gantry`).
     #[arg(long, env = "GANTRY_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -12,6 +12,7 @@ const GATEWAY: &[(&str, u8)] = &[
     ("body", 1),
     ("model", 1),
     ("snapshot", 1),
+    ("metrics", 1),
     ("errors", 2),
     ("upstream", 2),
     ("ai", 3),

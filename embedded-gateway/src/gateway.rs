@@ -25,6 +25,8 @@ use crate::store::{self, Store, StoreError};
 pub struct GatewayConfig {
     pub proxy_listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Kong's status listener: `GET /metrics` without the admin token (off when `None`).
+    pub status_listen: Option<SocketAddr>,
     /// Where `gantry.db` lives (unused in DB-less mode).
     pub data_dir: PathBuf,
     /// The control plane the proxy serves; created when missing.
@@ -50,6 +52,7 @@ impl GatewayConfig {
         Self {
             proxy_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            status_listen: None,
             data_dir: data_dir.into(),
             control_plane: "default".to_owned(),
             dbless: None,
@@ -84,6 +87,7 @@ pub enum GatewayError {
 pub struct Gateway {
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
+    status_listener: Option<TcpListener>,
     proxy: Proxy,
     admin: axum::Router,
     control_plane: ControlPlane,
@@ -116,6 +120,10 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
             source,
         })?;
     let admin_listener = listen("admin", config.admin_listen).await?;
+    let status_listener = match config.status_listen {
+        Some(addr) => Some(listen("status", addr).await?),
+        None => None,
+    };
     let proxy = Proxy::new(config.proxy_options.clone());
     let cp_id = control_plane.id.clone();
     let snapshot = store
@@ -143,6 +151,7 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     Ok(Gateway {
         proxy_listener,
         admin_listener,
+        status_listener,
         proxy,
         admin: admin::router(state, config.admin_body_limit),
         control_plane,
@@ -242,6 +251,13 @@ impl Gateway {
     }
 
     /// The served control plane, as it was at start.
+    /// The status listener's address, when one was asked for.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn control_plane(&self) -> &ControlPlane {
         &self.control_plane
     }
@@ -285,7 +301,7 @@ impl Gateway {
         let admin_task = server::serve(
             Protocols::Http1AndH2c,
             self.admin_listener,
-            self.limits,
+            self.limits.clone(),
             move |req: Request<Incoming>, _remote: SocketAddr| {
                 let router = router.clone();
                 async move {
@@ -295,8 +311,31 @@ impl Gateway {
                     }
                 }
             },
-            stopped(rx),
+            stopped(rx.clone()),
         );
+        let status_task = self.status_listener.map(|listener| {
+            let router = admin::metrics::status_router();
+            server::serve(
+                Protocols::Http1AndH2c,
+                listener,
+                self.limits.clone(),
+                move |req: Request<Incoming>, _remote: SocketAddr| {
+                    let router = router.clone();
+                    async move {
+                        match router.oneshot(req.map(Body::new)).await {
+                            Ok(res) => res,
+                            Err(never) => match never {},
+                        }
+                    }
+                },
+                stopped(rx.clone()),
+            )
+        });
+        let status_task = async move {
+            if let Some(t) = status_task {
+                t.await;
+            }
+        };
         let watcher = watch_store(
             self.store.clone(),
             self.proxy.clone(),
@@ -307,7 +346,7 @@ impl Gateway {
             shutdown.await;
             let _ = tx.send(true);
         });
-        tokio::join!(proxy_task, admin_task, watcher);
+        tokio::join!(proxy_task, admin_task, status_task, watcher);
         for w in workers {
             // Each worker drains its own connections after the stop signal, then returns.
             let _ = tokio::task::spawn_blocking(move || w.join()).await;

@@ -8,6 +8,7 @@ pub mod context;
 pub mod errors;
 pub mod gateway;
 pub mod headers;
+pub mod metrics;
 pub mod mock_llm;
 pub mod model;
 pub mod plugins;

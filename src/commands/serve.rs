@@ -43,6 +43,11 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     let mut config = GatewayConfig::new(data_dir);
     config.proxy_listen = parse_listen("--proxy-listen", &args.proxy_listen)?;
     config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
+    config.status_listen = args
+        .status_listen
+        .as_deref()
+        .map(|raw| parse_listen("--status-listen", raw))
+        .transpose()?;
     config.control_plane = args.control_plane.clone();
     config.admin_token = args.admin_token.clone().filter(|t| !t.is_empty());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -121,6 +126,9 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     )?;
     writeln!(out, "gantry: proxy listening on {}", gateway.proxy_addr())?;
     writeln!(out, "gantry: admin listening on {}", gateway.admin_addr())?;
+    if let Some(addr) = gateway.status_addr() {
+        writeln!(out, "gantry: status listening on {addr}")?;
+    }
     out.flush()?;
     drop(out);
     gateway.run(stop).await;

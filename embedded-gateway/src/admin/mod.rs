@@ -5,6 +5,7 @@
 pub mod batch;
 mod control_planes;
 mod entities;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -125,6 +126,7 @@ pub fn router(state: AdminState, body_limit: usize) -> Router {
         .route("/", get(root))
         .route("/status", get(status))
         .merge(control_planes::routes())
+        .merge(metrics::routes())
         .fallback(entities::dispatch)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(body_limit))

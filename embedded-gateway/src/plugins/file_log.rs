@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -18,13 +17,17 @@ use serde_json::Value;
 use super::api::{CompileEnv, Plugin};
 use super::serialize::serialize;
 use crate::context::LogRecord;
+use crate::metrics::METRICS;
 use crate::schema::FieldError;
 
 /// Entries waiting for one file's writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 10_000;
 
-/// Log entries dropped because a file's queue was full, since start.
-pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Counts one entry dropped (queue full, file not writable) in
+/// `gantry_log_entries_dropped_total{plugin="file-log"}`.
+fn dropped() {
+    METRICS.dropped("file-log");
+}
 
 /// `file-log` config, Kong's fields and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -89,7 +92,7 @@ impl Plugin for FileLog {
         match self.queue.try_send(record.clone()) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+                dropped();
             }
         }
     }
@@ -140,12 +143,12 @@ fn write_loop(path: &Path, reopen: bool, rx: Receiver<Arc<LogRecord>>) {
             file = open(path);
         }
         let Some(f) = file.as_mut() else {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            dropped();
             continue;
         };
         if let Err(e) = f.write_all(&line) {
             tracing::warn!(path = %path.display(), error = %e, "file-log: write failed");
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            dropped();
             file = None;
         }
     }

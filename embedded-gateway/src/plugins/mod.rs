@@ -8,6 +8,7 @@ pub mod ai_proxy;
 pub mod api;
 pub mod file_log;
 pub mod key_auth;
+pub mod prometheus;
 pub mod serialize;
 
 use std::collections::HashMap;
@@ -123,6 +124,7 @@ registry! {
     AiProxyAdvanced => ai_proxy::AiProxyAdvanced,
     AiProxy => ai_proxy::AiProxy,
     FileLog => file_log::FileLog,
+    Prometheus => prometheus::Prometheus,
 }
 
 /// Names the plugin, never the offending value: serde's messages quote values, and a

@@ -9,7 +9,8 @@ use std::time::UNIX_EPOCH;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use crate::context::LogRecord;
+use crate::ai::types::Usage;
+use crate::context::{AiFacts, LogRecord};
 
 /// Request headers that always carry a credential.
 const SECRET_HEADERS: [&str; 7] = [
@@ -49,6 +50,14 @@ fn headers(h: &HeaderMap, redact: &[http::HeaderName]) -> Value {
 
 fn ms(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
+}
+
+/// Kong's cost of one request: `(prompt × input_cost + completion × output_cost) / 1e6`
+/// (costs are per million tokens; unset costs count 0).
+pub fn cost(ai: &AiFacts, u: &Usage) -> f64 {
+    (u.prompt_tokens as f64 * ai.input_cost.unwrap_or(0.0)
+        + u.completion_tokens as f64 * ai.output_cost.unwrap_or(0.0))
+        / 1e6
 }
 
 /// The Kong log entry of one request.
@@ -118,9 +127,7 @@ pub fn serialize(r: &LogRecord) -> Value {
         let mut usage = json!({});
         if let Some(u) = ai.usage.get() {
             let total_tokens = u.prompt_tokens + u.completion_tokens;
-            let cost = (u.prompt_tokens as f64 * ai.input_cost.unwrap_or(0.0)
-                + u.completion_tokens as f64 * ai.output_cost.unwrap_or(0.0))
-                / 1e6;
+            let cost = cost(ai, &u);
             let tpt = if u.completion_tokens > 0 {
                 llm_latency as f64 / u.completion_tokens as f64
             } else {
