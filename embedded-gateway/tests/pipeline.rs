@@ -168,3 +168,28 @@ async fn a_plugin_on_a_route_runs_in_kong_priority_order_whatever_its_config_ord
     assert_eq!(res.status(), 401);
     assert_eq!(entries(&path, 1).await[0]["response"]["status"], 401);
 }
+
+#[tokio::test]
+async fn a_full_disk_drops_entries_counts_them_and_never_fails_a_request() {
+    // `/dev/full` refuses every write with ENOSPC, as a full disk does.
+    let s = recipe_with_file_log(Path::new("/dev/full")).await;
+    let drops = || {
+        embedded_gateway::metrics::METRICS
+            .log_dropped
+            .with_label_values(&["file-log"])
+            .get()
+    };
+    let before = drops();
+    for _ in 0..5 {
+        let res = s.chat(hello("fast")).await;
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    for _ in 0..100 {
+        if drops() - before >= 5 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the writes that failed were not counted");
+}

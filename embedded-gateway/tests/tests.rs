@@ -7,6 +7,7 @@ mod admin_dbless;
 mod admin_swap;
 mod ai_proxy;
 mod failover;
+mod http_log;
 mod metrics;
 mod mock_llm_wire;
 mod pipeline;

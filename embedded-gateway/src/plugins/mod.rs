@@ -7,6 +7,7 @@
 pub mod ai_proxy;
 pub mod api;
 pub mod file_log;
+pub mod http_log;
 pub mod key_auth;
 pub mod prometheus;
 pub mod serialize;
@@ -124,6 +125,7 @@ registry! {
     AiProxyAdvanced => ai_proxy::AiProxyAdvanced,
     AiProxy => ai_proxy::AiProxy,
     FileLog => file_log::FileLog,
+    HttpLog => http_log::HttpLog,
     Prometheus => prometheus::Prometheus,
 }
 
