@@ -69,13 +69,26 @@ pub fn serialize(r: &LogRecord) -> Value {
         .as_ref()
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let secrets: Vec<&str> = c
+        .log_secrets
+        .iter()
+        .chain(c.ai.iter().flat_map(|a| a.secrets.iter()))
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let path_and_query = scrub(uri.path_and_query().map_or("/", |p| p.as_str()), &secrets);
+    let path_and_query = path_and_query.as_ref();
     let querystring: Map<String, Value> = c
         .query
         .as_deref()
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), Value::from(v.into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.into_owned(),
+                        Value::from(scrub(&v, &secrets).into_owned()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -122,6 +135,17 @@ pub fn serialize(r: &LogRecord) -> Value {
             "custom_id": a.consumer.custom_id.as_ref().and_then(|v| v.to_str().ok()),
         });
     }
+    if let Some(ai) = c.ai.as_ref().filter(|a| a.log_payloads) {
+        let request = ai
+            .request_payload
+            .as_ref()
+            .map(|b| scrub(&String::from_utf8_lossy(b), &secrets).into_owned());
+        let response = r
+            .response_payload
+            .as_ref()
+            .map(|b| scrub(&response_text(&r.response_headers, b), &secrets).into_owned());
+        entry["ai"] = json!({"proxy": {"payload": {"request": request, "response": response}}});
+    }
     if let Some(ai) = c.ai.as_ref().filter(|a| a.log_statistics) {
         let llm_latency = upstream.map_or(0, ms);
         let mut usage = json!({});
@@ -141,6 +165,7 @@ pub fn serialize(r: &LogRecord) -> Value {
                 "time_per_token": tpt,
             });
         }
+        let payload = entry["ai"]["proxy"]["payload"].take();
         entry["ai"] = json!({"proxy": {
             "meta": {
                 "provider_name": ai.provider,
@@ -153,6 +178,47 @@ pub fn serialize(r: &LogRecord) -> Value {
             "usage": usage,
             "tried_targets": ai.tried.iter().map(|t| json!({"provider": t.provider, "model": t.model})).collect::<Vec<_>>(),
         }});
+        if !payload.is_null() {
+            entry["ai"]["proxy"]["payload"] = payload;
+        }
     }
     entry
+}
+
+/// `text` with every credential value in it replaced by `REDACTED`.
+fn scrub<'a>(text: &'a str, secrets: &[&str]) -> std::borrow::Cow<'a, str> {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for s in secrets {
+        if out.contains(s) {
+            out = std::borrow::Cow::Owned(out.replace(s, "REDACTED"));
+        }
+    }
+    out
+}
+
+/// The response as `ai.proxy.payload.response` shows it: a stream's text (the concatenated
+/// `delta.content` of its chunks), else the body.
+fn response_text(headers: &HeaderMap, body: &[u8]) -> String {
+    let sse = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !sse {
+        return String::from_utf8_lossy(body).into_owned();
+    }
+    let mut text = String::new();
+    for line in String::from_utf8_lossy(body).lines() {
+        let Some(data) = line.strip_prefix("data:").map(str::trim_start) else {
+            continue;
+        };
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            if let Some(t) = choice["delta"]["content"].as_str() {
+                text.push_str(t);
+            }
+        }
+    }
+    text
 }

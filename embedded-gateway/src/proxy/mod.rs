@@ -160,6 +160,7 @@ impl Proxy {
             request_headers,
             request_size,
             credential_headers: Vec::new(),
+            log_secrets: Vec::new(),
         };
         let env = Env {
             client: &self.client,
