@@ -3,6 +3,7 @@
 mod util;
 
 mod admin_state;
+mod attribution;
 mod help;
 mod layers;
 mod live_refs;
