@@ -19,6 +19,7 @@ const GATEWAY: &[(&str, u8)] = &[
     ("mock_llm", 4),
     ("context", 4),
     ("plugins", 5),
+    ("analytics", 5),
     ("store", 6),
     ("proxy", 7),
     ("admin", 8),

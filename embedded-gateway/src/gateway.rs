@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     /// One current-thread runtime per core costs about half the CPU per request of a
     /// work-stealing runtime on this workload (measured; see the README's benchmark).
     pub proxy_workers: usize,
+    /// How long the local analytics store (`analytics.db` in the data dir) keeps its
+    /// per-minute rollups; `None` turns analytics off.
+    pub analytics_retention: Option<std::time::Duration>,
 }
 
 impl GatewayConfig {
@@ -61,6 +64,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             admin_body_limit: admin::DEFAULT_BODY_LIMIT,
             proxy_workers: 0,
+            analytics_retention: Some(std::time::Duration::from_secs(7 * 86400)),
         }
     }
 }
@@ -81,6 +85,8 @@ pub enum GatewayError {
     Store { dir: PathBuf, source: StoreError },
     #[error("invalid DB-less configuration: {0}")]
     Dbless(StoreError),
+    #[error("cannot open the analytics store: {0}")]
+    Analytics(#[from] crate::analytics::AnalyticsError),
 }
 
 /// A gateway with its listeners bound, ready to [`Gateway::run`].
@@ -124,7 +130,17 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         Some(addr) => Some(listen("status", addr).await?),
         None => None,
     };
-    let proxy = Proxy::new(config.proxy_options.clone());
+    let mut options = config.proxy_options.clone();
+    if let Some(retention) = config.analytics_retention {
+        let path = config.data_dir.join("analytics.db");
+        let _ = std::fs::create_dir_all(&config.data_dir);
+        let opened =
+            tokio::task::spawn_blocking(move || crate::analytics::Recorder::open(&path, retention))
+                .await
+                .map_err(|_| crate::analytics::AnalyticsError::Stopped)??;
+        options.analytics = Some(opened);
+    }
+    let proxy = Proxy::new(options);
     let cp_id = control_plane.id.clone();
     let snapshot = store
         .call(move |c| store::snapshot(c, &cp_id))

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod ai;
+pub mod analytics;
 pub mod body;
 pub mod context;
 pub mod errors;

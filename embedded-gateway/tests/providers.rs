@@ -199,6 +199,7 @@ pub async fn start_with(ai: impl Fn(SocketAddr) -> Value) -> Stack {
     .collect();
     let proxy = Proxy::new(ProxyOptions {
         upstream_overrides: overrides,
+        ..ProxyOptions::default()
     });
     proxy.apply(&recipe_with(
         json!({"key_names": ["apikey"], "hide_credentials": true}),

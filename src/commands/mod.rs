@@ -1,5 +1,6 @@
 //! Owns dispatch from parsed arguments to each subcommand's `run`.
 
+pub mod analytics;
 pub mod control_plane;
 pub mod dump;
 pub mod mock_llm;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Render(args) | Command::File(FileCommand::Render(args)) => render::run(args),
         Command::Ping(args) | Command::Gateway(GatewayCommand::Ping(args)) => ping::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Analytics(args) => analytics::run(args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::MockLlm(args) => mock_llm::run(args),
         Command::Diff(args) | Command::Gateway(GatewayCommand::Diff(args)) => {

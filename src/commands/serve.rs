@@ -43,6 +43,13 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     let mut config = GatewayConfig::new(data_dir);
     config.proxy_listen = parse_listen("--proxy-listen", &args.proxy_listen)?;
     config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
+    config.analytics_retention = match args.analytics_retention.trim() {
+        "0" => None,
+        raw => Some(
+            embedded_gateway::analytics::parse_duration(raw)
+                .map_err(|e| anyhow::anyhow!("--analytics-retention: {e}"))?,
+        ),
+    };
     config.status_listen = args
         .status_listen
         .as_deref()
@@ -54,6 +61,7 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     config.proxy_workers = args.workers.unwrap_or(cores).max(1) - 1;
     config.proxy_options = ProxyOptions {
         upstream_overrides: parse_overrides(&args.upstream_override)?,
+        ..ProxyOptions::default()
     };
     if !args.config.is_empty() {
         config.dbless = Some(load_dbless(&args.config)?);

@@ -2,6 +2,7 @@
 //! `GET /`, `/status`), Konnect-shaped control planes, the atomic batch endpoint, the admin
 //! token check and DB-less read-only mode.
 
+pub mod analytics;
 pub mod batch;
 mod control_planes;
 mod entities;
@@ -127,8 +128,10 @@ pub fn router(state: AdminState, body_limit: usize) -> Router {
         .route("/status", get(status))
         .merge(control_planes::routes())
         .merge(metrics::routes())
+        .merge(analytics::api(state.inner.proxy.analytics().cloned()))
         .fallback(entities::dispatch)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .merge(analytics::page())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -35,6 +35,8 @@ pub struct ProxyOptions {
     /// Provider name → base URL that replaces the provider's default endpoint
     /// (`serve --upstream-override openai=http://127.0.0.1:9090`).
     pub upstream_overrides: HashMap<String, String>,
+    /// The local analytics store the log phase feeds (off when `None`).
+    pub analytics: Option<Arc<crate::analytics::Recorder>>,
 }
 
 /// What a plugin may use while it compiles: the whole snapshot, the proxy's options, and

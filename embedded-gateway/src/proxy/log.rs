@@ -11,11 +11,17 @@ use bytes::Bytes;
 use http::Response;
 use http_body::{Frame, SizeHint};
 
+use crate::analytics::Recorder;
 use crate::context::{Ctx, LogRecord};
 use crate::plugins::Instance;
 
-/// Wraps `res` so that `loggers` run once its body ends.
-pub fn on_end(res: Response<Body>, ctx: Ctx, loggers: Vec<Arc<Instance>>) -> Response<Body> {
+/// Wraps `res` so that `loggers` run (and `analytics` records it) once its body ends.
+pub fn on_end(
+    res: Response<Body>,
+    ctx: Ctx,
+    loggers: Vec<Arc<Instance>>,
+    analytics: Option<Arc<Recorder>>,
+) -> Response<Body> {
     let (parts, body) = res.into_parts();
     let capture = ctx
         .ai
@@ -27,6 +33,7 @@ pub fn on_end(res: Response<Body>, ctx: Ctx, loggers: Vec<Arc<Instance>>) -> Res
         status: parts.status,
         headers: parts.headers.clone(),
         loggers,
+        analytics,
     };
     let body = LoggedBody {
         inner: body,
@@ -42,6 +49,7 @@ struct Pending {
     status: http::StatusCode,
     headers: http::HeaderMap,
     loggers: Vec<Arc<Instance>>,
+    analytics: Option<Arc<Recorder>>,
 }
 
 impl Pending {
@@ -59,6 +67,9 @@ impl Pending {
         });
         for l in &self.loggers {
             l.log(&record);
+        }
+        if let Some(a) = &self.analytics {
+            a.record(&record);
         }
     }
 }
