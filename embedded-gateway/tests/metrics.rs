@@ -322,7 +322,9 @@ async fn slow_and_busy_scrapers_leave_the_proxy_latency_unchanged() {
     // ...while another scrapes as fast as it can.
     let busy = tokio::spawn(async move {
         loop {
-            let _ = reqwest::get(&url).await.and_then(|r| Ok(r.bytes()));
+            if let Ok(r) = reqwest::get(&url).await {
+                let _ = r.bytes().await;
+            }
         }
     });
     let loaded = median_latency(&s, 30).await;
