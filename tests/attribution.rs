@@ -452,3 +452,70 @@ fn analytics_api_cli_and_page_show_the_known_traffic_per_consumer() {
         assert!(!dom.contains(canary));
     }
 }
+
+/// The three observability plugins in a decK file, with only their required fields.
+const OBSERVABILITY: &str = r#"_format_version: "3.0"
+services:
+  - name: obs-svc
+    url: http://obs.internal:8080
+    routes:
+      - {name: obs-route, paths: [/obs]}
+plugins:
+  - name: prometheus
+  - name: file-log
+    config: {path: /tmp/gantry-obs.log}
+  - name: http-log
+    route: obs-route
+    config: {http_endpoint: "http://logger:s3cret-canary@collector.internal:9000/logs"}
+"#;
+
+#[test]
+fn the_three_plugins_apply_diff_clean_and_dump_with_kongs_defaults_and_the_endpoint_masked() {
+    let gw = crate::util::Gateway::start(None);
+    let ws = gw.workspace();
+    ws.write("obs.yaml", OBSERVABILITY);
+    ws.run(&["validate", "obs.yaml"]).assert_ok();
+    ws.run(&["apply", "obs.yaml"]).assert_ok();
+    // Kong's defaults filled on both sides: nothing to change.
+    let diff = ws.run(&["diff", "obs.yaml", "--non-zero-exit-code", "--no-color"]);
+    assert_eq!(diff.code, 0, "{}\n{}", diff.stdout, diff.stderr);
+    let plugins = gw.get("/plugins");
+    let by_name = |n: &str| {
+        plugins["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {plugins}"))
+            .clone()
+    };
+    let prom = by_name("prometheus");
+    assert_eq!(prom["config"]["per_consumer"], false);
+    assert_eq!(prom["config"]["ai_metrics"], false);
+    let http_log = by_name("http-log");
+    assert_eq!(http_log["config"]["queue"]["max_batch_size"], 1);
+    assert_eq!(http_log["config"]["method"], "POST");
+    // A dump masks the endpoint (it may carry credentials); --show-secrets round-trips.
+    let dump = ws.run(&["dump", "-o", "-"]);
+    dump.assert_ok();
+    assert!(!dump.stdout.contains("s3cret-canary"), "{}", dump.stdout);
+    ws.run(&["dump", "--show-secrets", "-o", "all.yaml"])
+        .assert_ok();
+    let again = ws.run(&["diff", "all.yaml", "--non-zero-exit-code"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    // Fields Gantry cannot honour are refused with their place.
+    ws.write(
+        "bad.yaml",
+        &OBSERVABILITY.replace(
+            "  - name: prometheus\n",
+            "  - name: prometheus\n    config: {upstream_health_metrics: true}\n",
+        ),
+    );
+    let bad = ws.run(&["validate", "bad.yaml"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("upstream_health_metrics"),
+        "{}",
+        bad.stderr
+    );
+}
