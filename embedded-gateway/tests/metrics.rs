@@ -340,3 +340,60 @@ async fn slow_and_busy_scrapers_leave_the_proxy_latency_unchanged() {
         60.0
     );
 }
+
+#[tokio::test]
+async fn a_failover_is_counted_for_the_target_that_failed() {
+    // A port that refuses connections while `_hold` lives.
+    let hold = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    hold.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let dead = hold.local_addr().unwrap().as_socket().unwrap();
+    let s = Stack::start(move |m| {
+        let mut snap = recipe(m);
+        let target = |name: &str, addr: std::net::SocketAddr, weight: u32| {
+            json!({"route_type": "llm/v1/chat", "weight": weight,
+                "auth": {"header_name": "Authorization", "header_value": PROVIDER_TOKEN},
+                "model": {"provider": "openai", "name": name, "model_alias": "fast",
+                          "options": {"upstream_url": format!("http://{addr}/v1/chat/completions")}}})
+        };
+        snap.plugins[1].config = json!({
+            "balancer": {"algorithm": "priority", "retries": 2},
+            "targets": [target("gpt-failover-metric-dead", dead, 100), target("gpt-failover-metric-backup", m, 10)],
+        });
+        snap.plugins.push(plugin(
+            json!({"id": "p-prometheus", "name": "prometheus", "config": {}}),
+        ));
+        snap
+    })
+    .await;
+    let url = status_listener().await;
+    let res = s.chat(hello("fast")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-kong-llm-model"],
+        "openai/gpt-failover-metric-backup"
+    );
+    res.bytes().await.unwrap();
+    let dead_target = [
+        ("ai_provider", "openai"),
+        ("ai_model", "gpt-failover-metric-dead"),
+    ];
+    let m = scrape_until(&url, |m| {
+        counter(m, "gantry_ai_failovers_total", &dead_target) >= 1.0
+    })
+    .await;
+    assert_eq!(counter(&m, "gantry_ai_failovers_total", &dead_target), 1.0);
+    assert_eq!(
+        counter(
+            &m,
+            "gantry_ai_failovers_total",
+            &[("ai_model", "gpt-failover-metric-backup")]
+        ),
+        0.0
+    );
+}
