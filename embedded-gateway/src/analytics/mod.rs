@@ -298,6 +298,11 @@ impl Recorder {
         })();
         if let Err(e) = written {
             tracing::warn!(path = %self.path.display(), error = %e, "analytics: write failed; this batch is lost");
+            let lost: i64 = batch.values().map(|r| r.requests).sum();
+            crate::metrics::METRICS
+                .log_dropped
+                .with_label_values(&["analytics"])
+                .inc_by(lost.max(0) as u64);
         }
     }
 
