@@ -185,11 +185,6 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
-
-    /// Counts one dropped log entry of `plugin`.
-    pub fn dropped(&self, plugin: &str) {
-        self.log_dropped.with_label_values(&[plugin]).inc();
-    }
 }
 
 /// The content type of [`Metrics::render`]'s output.
