@@ -185,9 +185,10 @@ fn record_request(conf: &PrometheusConfig, r: &LogRecord) {
                     ("completion_tokens", u.completion_tokens),
                     ("total_tokens", total),
                 ] {
-                    let mut l = labels.to_vec();
-                    l.push(kind);
-                    m.ai_tokens.with_label_values(&l).inc_by(n);
+                    let [a, b, c, d, e, f, g, h] = labels;
+                    m.ai_tokens
+                        .with_label_values(&[a, b, c, d, e, f, g, h, kind])
+                        .inc_by(n);
                 }
             }
         }
