@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{CompileEnv, Plugin};
-use super::serialize::serialize;
+use super::serialize::write_entry;
 use crate::context::LogRecord;
 use crate::metrics::METRICS;
 use crate::schema::FieldError;
@@ -147,7 +147,7 @@ fn write_loop(path: &Path, reopen: bool, rx: Receiver<Arc<LogRecord>>) {
         let mut n = 0u64;
         let mut next = Some(first);
         while let Some(record) = next.take() {
-            if serde_json::to_writer(&mut buf, &serialize(&record)).is_ok() {
+            if write_entry(&record, &mut buf).is_ok() {
                 buf.push(b'\n');
                 n += 1;
             }

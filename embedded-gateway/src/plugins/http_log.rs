@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{CompileEnv, Plugin};
-use super::serialize::serialize;
+use super::serialize::write_entry;
 use crate::context::LogRecord;
 use crate::metrics::METRICS;
 use crate::schema::FieldError;
@@ -289,7 +289,11 @@ enum Entry {
 impl Entry {
     fn into_bytes(self) -> Vec<u8> {
         match self {
-            Self::Record(r) => serde_json::to_vec(&serialize(&r)).unwrap_or_default(),
+            Self::Record(r) => {
+                let mut b = Vec::with_capacity(2048);
+                let _ = write_entry(&r, &mut b);
+                b
+            }
             Self::Bytes(b) => b,
         }
     }
@@ -322,7 +326,8 @@ impl Queue {
     fn push(&self, record: &Arc<LogRecord>) {
         let entry = match self.max_bytes {
             Some(_) => {
-                let b = serde_json::to_vec(&serialize(record)).unwrap_or_default();
+                let mut b = Vec::with_capacity(2048);
+                let _ = write_entry(record, &mut b);
                 let n = b.len();
                 (Entry::Bytes(b), n)
             }
