@@ -39,6 +39,8 @@ pub enum Command {
     Ping(PingArgs),
     /// Run the gateway: proxy and admin API.
     Serve(ServeArgs),
+    /// Requests, errors, latency, tokens and cost from the gateway's analytics store.
+    Analytics(AnalyticsArgs),
     /// Start a local gateway for a control plane in the background, or stop it with `-d`.
     Quickstart(QuickstartArgs),
     /// Run the local LLM provider simulator.
@@ -708,6 +710,48 @@ pub struct PingArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct AnalyticsArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Group (and rank by tokens, then cost) by this.
+    #[arg(long, value_enum, default_value_t = AnalyticsBy::Consumer)]
+    pub by: AnalyticsBy,
+    /// The time range, ending now: e.g. 15m, 1h, 24h, 7d.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub since: String,
+    /// Only this consumer (username).
+    #[arg(long, value_name = "USERNAME")]
+    pub consumer: Option<String>,
+    /// Only this route (name).
+    #[arg(long, value_name = "NAME")]
+    pub route: Option<String>,
+    /// Only this upstream model.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// What `gantry analytics` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyticsBy {
+    Consumer,
+    Route,
+    Model,
+}
+
+impl AnalyticsBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consumer => "consumer",
+            Self::Route => "route",
+            Self::Model => "model",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Proxy listen address.
     #[arg(long, default_value = "0.0.0.0:8000", value_name = "ADDR")]
@@ -715,6 +759,14 @@ pub struct ServeArgs {
     /// Admin API listen address.
     #[arg(long, default_value = "127.0.0.1:8001", value_name = "ADDR")]
     pub admin_listen: String,
+    /// How long the local analytics store (`analytics.db` in the data dir) keeps its
+    /// per-minute rollups, e.g. 7d, 24h; `0` turns analytics off.
+    #[arg(long, default_value = "7d", value_name = "DURATION")]
+    pub analytics_retention: String,
+    /// Status listen address (Kong's status API): serves `GET /metrics` without the admin
+    /// token. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<String>,
     /// Where the SQLite store lives (default: `$XDG_DATA_HOME/gantry`); with --store, where the
     /// last known good configuration is kept.
     #[arg(long, env = "GANTRY_DATA_DIR", value_name = "DIR")]

@@ -1,6 +1,7 @@
 //! The `gantry` integration tests: each module spawns the real binary against real files.
 
 mod admin_state;
+mod attribution;
 mod battery;
 mod config_file;
 mod deck_flags;

@@ -199,7 +199,7 @@ fn unknown_plugin_config_fields_and_plugin_names_are_errors() {
     );
     w.run(&["validate", "kong.yaml"]).assert_fails_with(&[
         "kong.yaml:11:7: plugins[0].config.key_namez: unknown field",
-        "kong.yaml:12:5: plugins[1].name: unknown plugin 'rate-limiting-advanced'; Gantry supports: key-auth, ai-proxy-advanced, ai-proxy, file-log, rate-limiting, ai-rate-limiting-advanced",
+        "kong.yaml:12:5: plugins[1].name: unknown plugin 'rate-limiting-advanced'; Gantry supports: key-auth, ai-proxy-advanced, ai-proxy, file-log, rate-limiting, ai-rate-limiting-advanced, http-log, prometheus",
     ]);
 }
 

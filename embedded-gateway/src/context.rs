@@ -126,6 +126,9 @@ pub struct Ctx {
     /// Request headers that carried a credential (named by the auth plugin that read it):
     /// redacted in log entries.
     pub credential_headers: Vec<http::HeaderName>,
+    /// Credential values this request carried (the caller's key, wherever it was sent), kept
+    /// only when `logging`: scrubbed from every log entry, payloads included.
+    pub log_secrets: Vec<String>,
 }
 
 impl Ctx {
@@ -164,4 +167,7 @@ pub struct LogRecord {
     pub response_size: u64,
     /// Time from the request's first byte to the response's last.
     pub total: Duration,
+    /// The response body as sent to the client, kept (bounded) only for AI targets with
+    /// `logging.log_payloads`.
+    pub response_payload: Option<Bytes>,
 }

@@ -29,6 +29,8 @@ use crate::store::{self, Store, StoreError};
 pub struct GatewayConfig {
     pub proxy_listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Kong's status listener: `GET /metrics` without the admin token (off when `None`).
+    pub status_listen: Option<SocketAddr>,
     /// Where `gantry.db` lives (unused in DB-less mode); with a PostgreSQL store, where the
     /// last known good snapshot is kept.
     pub data_dir: PathBuf,
@@ -51,6 +53,9 @@ pub struct GatewayConfig {
     /// One current-thread runtime per core costs about half the CPU per request of a
     /// work-stealing runtime on this workload (measured; see the README's benchmark).
     pub proxy_workers: usize,
+    /// How long the local analytics store (`analytics.db` in the data dir) keeps its
+    /// per-minute rollups; `None` turns analytics off.
+    pub analytics_retention: Option<std::time::Duration>,
 }
 
 impl GatewayConfig {
@@ -60,6 +65,7 @@ impl GatewayConfig {
         Self {
             proxy_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            status_listen: None,
             data_dir: data_dir.into(),
             store_url: None,
             store_poll: None,
@@ -70,6 +76,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             admin_body_limit: admin::DEFAULT_BODY_LIMIT,
             proxy_workers: 0,
+            analytics_retention: Some(std::time::Duration::from_secs(7 * 86400)),
         }
     }
 }
@@ -103,12 +110,15 @@ pub enum GatewayError {
     },
     #[error("--store and --config (DB-less mode) cannot be used together")]
     DblessWithStore,
+    #[error("cannot open the analytics store")]
+    Analytics(#[from] crate::analytics::AnalyticsError),
 }
 
 /// A gateway with its listeners bound, ready to [`Gateway::run`].
 pub struct Gateway {
     proxy_listener: TcpListener,
     admin_listener: TcpListener,
+    status_listener: Option<TcpListener>,
     proxy: Proxy,
     admin: axum::Router,
     control_plane: ControlPlane,
@@ -138,12 +148,16 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     if dbless && config.store_url.is_some() {
         return Err(GatewayError::DblessWithStore);
     }
-    let proxy = Proxy::new(config.proxy_options.clone());
     let (store, control_plane, served) = match &config.store_url {
-        Some(url) => open_postgres(&config, url, &proxy).await?,
+        Some(url) => {
+            let proxy = new_proxy(&config).await?;
+            open_postgres(&config, url, &proxy).await?
+        }
         None => {
+            // The store first: a data dir that cannot hold it is the error to report.
             let (store, cp) = open_store(&config).await?;
-            let served = Served::new(proxy.clone(), None);
+            let proxy = new_proxy(&config).await?;
+            let served = Served::new(proxy, None);
             let cp_id = cp.id.clone();
             let snapshot = store
                 .call(move |c| store::snapshot(c, &cp_id))
@@ -156,6 +170,7 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
             (store, cp, served)
         }
     };
+    let proxy = served.proxy().clone();
     let store_poll = config.store_poll.unwrap_or(match store {
         Store::Sqlite(_) => STORE_POLL,
         Store::Postgres(_) => POSTGRES_POLL,
@@ -163,6 +178,10 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     let proxy_listener = listen_proxy(config.proxy_listen)
         .map_err(|e| bind_error("proxy", config.proxy_listen, &e))?;
     let admin_listener = listen("admin", config.admin_listen).await?;
+    let status_listener = match config.status_listen {
+        Some(addr) => Some(listen("status", addr).await?),
+        None => None,
+    };
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_listen);
     let proxy_addr = proxy_listener.local_addr().unwrap_or(config.proxy_listen);
     let state = AdminState::with_served(
@@ -180,6 +199,7 @@ pub async fn bind(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     Ok(Gateway {
         proxy_listener,
         admin_listener,
+        status_listener,
         proxy,
         admin: admin::router(state, config.admin_body_limit),
         control_plane,
@@ -307,6 +327,21 @@ fn bind_error(what: &'static str, addr: SocketAddr, e: &std::io::Error) -> Gatew
     GatewayError::Bind { what, addr, reason }
 }
 
+/// The proxy, with the local analytics store it feeds when retention is on.
+async fn new_proxy(config: &GatewayConfig) -> Result<Proxy, GatewayError> {
+    let mut options = config.proxy_options.clone();
+    if let Some(retention) = config.analytics_retention {
+        let path = config.data_dir.join("analytics.db");
+        let _ = std::fs::create_dir_all(&config.data_dir);
+        let opened =
+            tokio::task::spawn_blocking(move || crate::analytics::Recorder::open(&path, retention))
+                .await
+                .map_err(|_| crate::analytics::AnalyticsError::Stopped)??;
+        options.analytics = Some(opened);
+    }
+    Ok(Proxy::new(options))
+}
+
 /// Binds the proxy listener. On Linux it is one of a group of `SO_REUSEPORT` sockets (one per
 /// proxy worker, see [`worker_listener`]), so the kernel spreads connections evenly over the
 /// workers as nginx's `reuseport` does; a plain bind first makes sure no other process holds
@@ -360,6 +395,13 @@ impl Gateway {
     }
 
     /// The served control plane, as it was at start.
+    /// The status listener's address, when one was asked for.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn control_plane(&self) -> &ControlPlane {
         &self.control_plane
     }
@@ -403,7 +445,7 @@ impl Gateway {
         let admin_task = server::serve(
             Protocols::Http1AndH2c,
             self.admin_listener,
-            self.limits,
+            self.limits.clone(),
             move |req: Request<Incoming>, _remote: SocketAddr| {
                 let router = router.clone();
                 async move {
@@ -413,8 +455,31 @@ impl Gateway {
                     }
                 }
             },
-            stopped(rx),
+            stopped(rx.clone()),
         );
+        let status_task = self.status_listener.map(|listener| {
+            let router = admin::metrics::status_router();
+            server::serve(
+                Protocols::Http1AndH2c,
+                listener,
+                self.limits.clone(),
+                move |req: Request<Incoming>, _remote: SocketAddr| {
+                    let router = router.clone();
+                    async move {
+                        match router.oneshot(req.map(Body::new)).await {
+                            Ok(res) => res,
+                            Err(never) => match never {},
+                        }
+                    }
+                },
+                stopped(rx.clone()),
+            )
+        });
+        let status_task = async move {
+            if let Some(t) = status_task {
+                t.await;
+            }
+        };
         let watcher = follow_store(
             self.store.clone(),
             self.served.clone(),
@@ -426,7 +491,7 @@ impl Gateway {
             shutdown.await;
             let _ = tx.send(true);
         });
-        tokio::join!(proxy_task, admin_task, watcher);
+        tokio::join!(proxy_task, admin_task, status_task, watcher);
         for w in workers {
             // Each worker drains its own connections after the stop signal, then returns.
             let _ = tokio::task::spawn_blocking(move || w.join()).await;

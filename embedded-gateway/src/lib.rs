@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod ai;
+pub mod analytics;
 pub mod body;
 pub mod context;
 pub mod errors;
 pub mod gateway;
 pub mod headers;
+pub mod metrics;
 pub mod mock_llm;
 pub mod model;
 pub mod plugins;

@@ -45,6 +45,8 @@ mod ai_proxy;
 mod ai_rate_limiting;
 mod failover;
 mod hardening;
+mod http_log;
+mod metrics;
 mod mock_llm_wire;
 mod pipeline;
 mod providers;

@@ -1,5 +1,6 @@
 //! Owns dispatch from parsed arguments to each subcommand's `run`.
 
+pub mod analytics;
 pub mod completion;
 pub mod control_plane;
 pub mod dump;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::File(FileCommand::Openapi2kong(args)) => file::openapi2kong(args),
         Command::Ping(args) | Command::Gateway(GatewayCommand::Ping(args)) => ping::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Analytics(args) => analytics::run(args),
         Command::Quickstart(args) => quickstart::run(args),
         Command::MockLlm(args) => mock_llm::run(args),
         Command::Diff(args) | Command::Gateway(GatewayCommand::Diff(args)) => {

@@ -50,6 +50,18 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
     let mut config = GatewayConfig::new(data_dir);
     config.proxy_listen = parse_listen("--proxy-listen", &args.proxy_listen)?;
     config.admin_listen = parse_listen("--admin-listen", &args.admin_listen)?;
+    config.analytics_retention = match args.analytics_retention.trim() {
+        "0" => None,
+        raw => Some(
+            embedded_gateway::analytics::parse_duration(raw)
+                .map_err(|e| anyhow::anyhow!("--analytics-retention: {e}"))?,
+        ),
+    };
+    config.status_listen = args
+        .status_listen
+        .as_deref()
+        .map(|raw| parse_listen("--status-listen", raw))
+        .transpose()?;
     config.control_plane = args.control_plane.clone();
     config.store_url = parse_store(args.store.as_deref())?;
     if let Some(poll) = args.store_poll {
@@ -68,6 +80,7 @@ pub fn gateway_config(args: &ServeArgs) -> anyhow::Result<GatewayConfig> {
             idle: parse_duration("--client-body-timeout", &args.client_body_timeout)?,
             min_rate: args.client_body_min_rate,
         },
+        ..ProxyOptions::default()
     };
     if !args.config.is_empty() {
         config.dbless = Some(load_dbless(&args.config)?);
@@ -178,6 +191,9 @@ async fn serve(config: GatewayConfig) -> anyhow::Result<()> {
     )?;
     writeln!(out, "gantry: proxy listening on {}", gateway.proxy_addr())?;
     writeln!(out, "gantry: admin listening on {}", gateway.admin_addr())?;
+    if let Some(addr) = gateway.status_addr() {
+        writeln!(out, "gantry: status listening on {addr}")?;
+    }
     out.flush()?;
     drop(out);
     gateway.run(stop).await;

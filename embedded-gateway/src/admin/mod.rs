@@ -2,9 +2,11 @@
 //! `GET /`, `/status`), Konnect-shaped control planes, the atomic batch endpoint, the admin
 //! token check and DB-less read-only mode.
 
+pub mod analytics;
 mod batch;
 mod control_planes;
 mod entities;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -150,8 +152,13 @@ pub fn router(state: AdminState, body_limit: usize) -> Router {
         .route("/", get(root))
         .route("/status", get(status))
         .merge(control_planes::routes())
+        .merge(metrics::routes())
+        .merge(analytics::api(
+            state.inner.served.proxy().analytics().cloned(),
+        ))
         .fallback(entities::dispatch)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .merge(analytics::page())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -140,6 +140,11 @@ impl ChatBody {
             .is_some_and(|rest| !rest.trim_start().starts_with(']'))
     }
 
+    /// The body as the client sent it.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
     /// `stream_options.include_usage` is `true`.
     pub fn include_usage(&self) -> bool {
         self.raw_field(Field::StreamOptions)

@@ -47,6 +47,12 @@ pub struct AiFacts {
     pub output_cost: Option<f64>,
     /// Every target tried for the request, in order; the last one answered.
     pub tried: Vec<Tried>,
+    /// The target's `logging.log_payloads`: the log entry carries `ai.proxy.payload`.
+    pub log_payloads: bool,
+    /// The client's request body, kept only with `log_payloads`.
+    pub request_payload: Option<bytes::Bytes>,
+    /// The target's credential values, kept only with `log_payloads`: scrubbed from payloads.
+    pub secrets: Vec<String>,
 }
 
 /// One target tried for a request (the log's `ai.proxy.tried_targets`).

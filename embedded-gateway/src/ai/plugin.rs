@@ -81,6 +81,9 @@ struct Upstream<'a> {
     bearer: Option<HeaderValue>,
     /// Credentials for SigV4 (Bedrock), resolved for this request.
     aws: Option<aws_credential_types::Credentials>,
+    /// Ask the provider for the stream's usage chunk the client did not ask for (the gateway
+    /// needs the figures; the chunk is not passed on).
+    ask_usage: bool,
 }
 
 /// The upstream request, built for the client that sends it.
@@ -326,6 +329,12 @@ impl AiPlugin {
             facts.log_statistics = target.log_statistics;
             facts.input_cost = target.options.input_cost;
             facts.output_cost = target.options.output_cost;
+            // `log_payloads`: what the log needs, kept only when asked for.
+            facts.log_payloads = target.log_payloads;
+            if target.log_payloads {
+                facts.request_payload = Some(body.raw().clone());
+                facts.secrets = target.secrets.texts();
+            }
             facts.tried.push(Tried {
                 provider: target.provider,
                 model: model.to_string(),
@@ -433,6 +442,11 @@ impl AiPlugin {
                     native,
                     bearer,
                     aws,
+                    ask_usage: stream
+                        && !include_usage
+                        && !native
+                        && (target.log_statistics || want_usage)
+                        && kind.asks_stream_usage(),
                 },
             )
         };
@@ -583,6 +597,7 @@ impl AiPlugin {
             native,
             bearer,
             aws,
+            ask_usage,
         } = up;
         if !target.allow_override {
             remove_headers(&mut headers, |k| CREDENTIAL_HEADERS.contains(k));
@@ -634,6 +649,11 @@ impl AiPlugin {
                     kind.build_request(map, model, &target.options, stream)?
                 }
             }
+        };
+        let bytes = if ask_usage {
+            providers::openai::ask_stream_usage(bytes)
+        } else {
+            bytes
         };
         let url = match endpoint {
             Endpoint::Plain(ep) => return Ok(Outgoing::Plain(ep, headers, bytes)),

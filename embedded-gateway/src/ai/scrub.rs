@@ -93,6 +93,14 @@ impl Secrets {
         self.0.is_empty()
     }
 
+    /// The secrets as text, for scrubbing a log entry.
+    pub fn texts(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.text).into_owned())
+            .collect()
+    }
+
     /// The length of the longest secret.
     fn longest(&self) -> usize {
         self.0.iter().map(|s| s.text.len()).max().unwrap_or(0)

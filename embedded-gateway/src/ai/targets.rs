@@ -42,6 +42,8 @@ pub(super) struct CompiledTarget {
     pub(super) secrets: Secrets,
     /// `logging.log_statistics`.
     pub(super) log_statistics: bool,
+    /// `logging.log_payloads`.
+    pub(super) log_payloads: bool,
 }
 
 impl CompiledTarget {
@@ -153,5 +155,6 @@ pub(super) fn compile_target(t: &Target, overrides: &HashMap<String, String>) ->
         allow_override: a.allow_override,
         secrets,
         log_statistics: t.logging.log_statistics,
+        log_payloads: t.logging.log_payloads,
     }
 }

@@ -38,6 +38,8 @@ pub struct ProxyOptions {
     pub upstream_overrides: HashMap<String, String>,
     /// How slowly a client may send a request body (hardening: 408 past it).
     pub client_body: BodyTimeouts,
+    /// The local analytics store the log phase feeds (off when `None`).
+    pub analytics: Option<Arc<crate::analytics::Recorder>>,
 }
 
 /// What a plugin may use while it compiles: the whole snapshot, the proxy's options, and

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -16,15 +15,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{CompileEnv, Plugin};
-use super::serialize::serialize;
+use super::serialize::write_entry;
 use crate::context::LogRecord;
+use crate::metrics::METRICS;
 use crate::schema::FieldError;
 
 /// Entries waiting for one file's writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 10_000;
 
-/// Log entries dropped because a file's queue was full, since start.
-pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Counts entries dropped (queue full, file not writable) in
+/// `gantry_log_entries_dropped_total{plugin="file-log"}`.
+fn dropped(n: u64) {
+    METRICS
+        .log_dropped
+        .with_label_values(&[FileLog::NAME])
+        .inc_by(n);
+}
 
 /// `file-log` config, Kong's fields and defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -33,7 +39,7 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 pub struct FileLogConfig {
     /// The file the entries are appended to (created when missing).
     pub path: String,
-    /// Close and reopen the file for every entry (for log rotation without a signal).
+    /// Close and reopen the file before each write (for log rotation without a signal).
     #[serde(default)]
     pub reopen: bool,
     /// Kong's Lua hook; Gantry runs no Lua, so a config that sets it is refused.
@@ -89,7 +95,7 @@ impl Plugin for FileLog {
         match self.queue.try_send(record.clone()) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+                dropped(1);
             }
         }
     }
@@ -130,23 +136,39 @@ fn open(path: &Path) -> Option<File> {
     }
 }
 
+/// Entries written with one `write` call at most: the writer drains what queued up while it
+/// was busy, so a burst costs one system call, not one per entry.
+const BATCH: usize = 256;
+
 fn write_loop(path: &Path, reopen: bool, rx: Receiver<Arc<LogRecord>>) {
     let mut file = None;
-    while let Ok(record) = rx.recv() {
-        let mut line = serde_json::to_vec(&serialize(&record)).unwrap_or_default();
-        line.push(b'\n');
-        drop(record);
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        let mut n = 0u64;
+        let mut next = Some(first);
+        while let Some(record) = next.take() {
+            if write_entry(&record, &mut buf).is_ok() {
+                buf.push(b'\n');
+                n += 1;
+            }
+            drop(record);
+            if n < BATCH as u64 {
+                next = rx.try_recv().ok();
+            }
+        }
         if reopen || file.is_none() {
             file = open(path);
         }
         let Some(f) = file.as_mut() else {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            dropped(n);
+            buf.clear();
             continue;
         };
-        if let Err(e) = f.write_all(&line) {
+        if let Err(e) = f.write_all(&buf) {
             tracing::warn!(path = %path.display(), error = %e, "file-log: write failed");
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            dropped(n);
             file = None;
         }
+        buf.clear();
     }
 }

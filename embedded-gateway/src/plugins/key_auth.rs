@@ -262,6 +262,12 @@ impl Plugin for KeyAuth {
             Payload::Buffered(b) => b,
             _ => &mut scratch,
         };
+        if ctx.logging
+            && let Found::Key(k) = self.find_key(&ctx.parts.headers, ctx.query.as_deref(), body)
+            && !k.is_empty()
+        {
+            ctx.log_secrets.push(k.into_owned());
+        }
         match self.run(&mut ctx.parts.headers, &mut ctx.query, body) {
             Ok(a) => {
                 a.set_headers(&mut ctx.parts.headers);

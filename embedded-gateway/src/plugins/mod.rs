@@ -8,7 +8,9 @@ pub mod ai_proxy;
 pub mod ai_rate_limiting;
 pub mod api;
 pub mod file_log;
+pub mod http_log;
 pub mod key_auth;
+pub mod prometheus;
 pub mod rate_limiting;
 pub mod serialize;
 
@@ -127,6 +129,8 @@ registry! {
     FileLog => file_log::FileLog,
     RateLimiting => rate_limiting::RateLimiting,
     AiRateLimiting => ai_rate_limiting::AiRateLimiting,
+    HttpLog => http_log::HttpLog,
+    Prometheus => prometheus::Prometheus,
 }
 
 /// Names the plugin, never the offending value: serde's messages quote values, and a

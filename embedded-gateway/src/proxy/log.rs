@@ -11,21 +11,34 @@ use bytes::Bytes;
 use http::Response;
 use http_body::{Frame, SizeHint};
 
+use crate::analytics::Recorder;
 use crate::context::{Ctx, LogRecord};
 use crate::plugins::Instance;
 
-/// Wraps `res` so that `loggers` run once its body ends.
-pub fn on_end(res: Response<Body>, ctx: Ctx, loggers: Vec<Arc<Instance>>) -> Response<Body> {
+/// Wraps `res` so that `loggers` run (and `analytics` records it) once its body ends.
+pub fn on_end(
+    res: Response<Body>,
+    ctx: Ctx,
+    loggers: Vec<Arc<Instance>>,
+    analytics: Option<Arc<Recorder>>,
+) -> Response<Body> {
     let (parts, body) = res.into_parts();
+    let capture = ctx
+        .ai
+        .as_ref()
+        .is_some_and(|a| a.log_payloads)
+        .then(Vec::new);
     let pending = Pending {
         ctx: Some(ctx),
         status: parts.status,
         headers: parts.headers.clone(),
         loggers,
+        analytics,
     };
     let body = LoggedBody {
         inner: body,
         sent: 0,
+        capture,
         pending,
     };
     Response::from_parts(parts, Body::new(body))
@@ -36,10 +49,11 @@ struct Pending {
     status: http::StatusCode,
     headers: http::HeaderMap,
     loggers: Vec<Arc<Instance>>,
+    analytics: Option<Arc<Recorder>>,
 }
 
 impl Pending {
-    fn fire(&mut self, sent: u64) {
+    fn fire(&mut self, sent: u64, payload: Option<Vec<u8>>) {
         let Some(ctx) = self.ctx.take() else {
             return;
         };
@@ -49,9 +63,13 @@ impl Pending {
             status: self.status,
             response_headers: std::mem::take(&mut self.headers),
             response_size: sent,
+            response_payload: payload.map(Bytes::from),
         });
         for l in &self.loggers {
             l.log(&record);
+        }
+        if let Some(a) = &self.analytics {
+            a.record(&record);
         }
     }
 }
@@ -59,8 +77,13 @@ impl Pending {
 struct LoggedBody {
     inner: Body,
     sent: u64,
+    /// The body as sent, kept (up to [`PAYLOAD_LIMIT`]) for `log_payloads`.
+    capture: Option<Vec<u8>>,
     pending: Pending,
 }
+
+/// The most response bytes a log entry's `ai.proxy.payload` keeps.
+const PAYLOAD_LIMIT: usize = 1 << 20;
 
 impl http_body::Body for LoggedBody {
     type Data = Bytes;
@@ -76,9 +99,15 @@ impl http_body::Body for LoggedBody {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
                     this.sent += d.len() as u64;
+                    if let Some(c) = &mut this.capture {
+                        let room = PAYLOAD_LIMIT.saturating_sub(c.len());
+                        c.extend_from_slice(&d[..d.len().min(room)]);
+                    }
                 }
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.pending.fire(this.sent),
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                this.pending.fire(this.sent, this.capture.take())
+            }
             Poll::Pending => {}
         }
         polled
@@ -96,6 +125,6 @@ impl http_body::Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         // The client went away before the end, or the body was never polled to its end.
-        self.pending.fire(self.sent);
+        self.pending.fire(self.sent, self.capture.take());
     }
 }

@@ -61,6 +61,11 @@ impl Proxy {
         }
     }
 
+    /// The local analytics store this proxy feeds, when on.
+    pub fn analytics(&self) -> Option<&Arc<crate::analytics::Recorder>> {
+        self.options.analytics.as_ref()
+    }
+
     /// A handle that shares this proxy's route table (and balancer state) but owns a new
     /// upstream connection pool: for a proxy worker on its own current-thread runtime, whose
     /// pooled connections must not be driven by another runtime.
@@ -172,6 +177,7 @@ impl Proxy {
             credential_headers: Vec::new(),
             response_headers: HeaderMap::new(),
             ai_budget_keys: Vec::new(),
+            log_secrets: Vec::new(),
         };
         let env = Env {
             client: &self.client,
@@ -214,7 +220,7 @@ impl Proxy {
                 .filter(|p| p.has_log())
                 .cloned()
                 .collect();
-            res = log::on_end(res, ctx, loggers);
+            res = log::on_end(res, ctx, loggers, self.options.analytics.clone());
         }
         res
     }

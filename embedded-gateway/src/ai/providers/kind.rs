@@ -90,6 +90,11 @@ impl ProviderKind {
 
     /// OpenAI-compatible servers that may be TGI underneath (Hugging Face, vLLM, llama2's
     /// `openai` format): their finish reasons are normalised to OpenAI's.
+    pub(crate) fn asks_stream_usage(self) -> bool {
+        matches!(self, Self::OpenAi | Self::Azure | Self::Vllm)
+    }
+
+    /// OpenAI-compatible servers that may be TGI underneath: see [`Self::wire`].
     pub(crate) fn normalizes_finish(self) -> bool {
         matches!(
             self,

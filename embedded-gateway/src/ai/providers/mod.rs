@@ -195,7 +195,10 @@ impl ProviderKind {
             Wire::OpenAi if self.normalizes_finish() => {
                 StreamTranslator::Normalized(huggingface::StreamState::default())
             }
-            Wire::OpenAi => StreamTranslator::OpenAi(openai::StreamState::default()),
+            Wire::OpenAi => StreamTranslator::OpenAi(openai::StreamState {
+                strip_usage: !include_usage,
+                ..openai::StreamState::default()
+            }),
             Wire::Anthropic => {
                 StreamTranslator::Anthropic(anthropic::StreamState::new(model, include_usage))
             }

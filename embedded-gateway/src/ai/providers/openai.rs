@@ -63,6 +63,28 @@ pub fn rewrite_request(
     body.rewrite_openai(model, stream, &defaults)
 }
 
+/// The streamed request with `stream_options.include_usage` set, the client's other
+/// `stream_options` kept: OpenAI sends a stream's usage only when asked.
+pub fn ask_stream_usage(body: Vec<u8>) -> Vec<u8> {
+    let Ok(mut map) = serde_json::from_slice::<Map<String, Value>>(&body) else {
+        return body;
+    };
+    let options = map
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !options.is_object() {
+        *options = Value::Object(Map::new());
+    }
+    options["include_usage"] = Value::Bool(true);
+    serde_json::to_vec(&map).unwrap_or(body)
+}
+
+/// A chunk that carries usage and no choices (the one `include_usage` adds).
+fn usage_only(data: &str) -> bool {
+    serde_json::from_str::<Value>(data)
+        .is_ok_and(|v| v["choices"].as_array().is_some_and(Vec::is_empty))
+}
+
 /// OpenAI already answers in the canonical format; the body passes through unchanged once it
 /// is known to be a chat completion.
 pub fn convert_response(body: Bytes) -> Result<Bytes, AiError> {
@@ -100,6 +122,9 @@ pub struct StreamState {
     pub done: bool,
     /// The usage chunk's figures, when the provider sent one.
     pub usage: Option<crate::ai::types::Usage>,
+    /// The client did not ask for usage (`stream_options.include_usage`): a usage-only chunk
+    /// (no choices) is read, not passed on.
+    pub strip_usage: bool,
 }
 
 impl StreamState {
@@ -113,6 +138,9 @@ impl StreamState {
         } else {
             if let Some(u) = crate::ai::types::usage_in_chunk(&ev.data) {
                 self.usage = Some(u);
+                if self.strip_usage && usage_only(&ev.data) {
+                    return;
+                }
             }
             out.push(encode_data(ev.data.as_bytes()));
             if ev.data.starts_with("{\"error\"") {
