@@ -1,8 +1,8 @@
 //! Owns the notes `validate` prints when a file uses a Gantry extension that Kong does not
 //! have, so a team knows the file will not behave the same on a Kong gateway.
 
-use super::check::plugin_sites;
 use super::document::Document;
+use super::sites::plugin_sites;
 
 /// One line per place that uses a Gantry extension.
 pub fn notes(doc: &Document) -> Vec<String> {

@@ -9,6 +9,7 @@ pub mod load;
 pub mod position;
 pub mod schema;
 pub mod secrets;
+pub mod sites;
 pub mod template;
 
 use std::fmt;

@@ -5,9 +5,9 @@
 use embedded_gateway::plugins;
 use serde_json::Value;
 
-use super::check::plugin_sites;
 use super::document::Document;
 use super::position::{index, join};
+use super::sites::plugin_sites;
 use super::{Diagnostic, Source};
 
 /// How to get a file with the real values, shown with every refusal.

@@ -80,9 +80,8 @@ impl Breaker {
     /// A success: the count resets only when `fail_timeout` has passed since the last failure
     /// (Kong: 2 failures and a success inside the window still count 2).
     pub(super) fn success(&self, h: &Health) {
-        let now = self.now();
         let last = h.last_fail.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) >= self.fail_timeout {
+        if last != 0 && self.now().saturating_sub(last) >= self.fail_timeout {
             h.fails.store(0, Ordering::Relaxed);
             h.probe_at.store(0, Ordering::Relaxed);
         }
@@ -116,7 +115,8 @@ pub(super) struct Report {
     idx: usize,
     pick: Pick,
     cost: Option<(f64, f64)>,
-    started: Instant,
+    /// When the attempt began, when the algorithm keeps latency records.
+    started: Option<Instant>,
 }
 
 impl Report {
@@ -132,7 +132,7 @@ impl Report {
             idx,
             pick,
             cost,
-            started: Instant::now(),
+            started: pick.track.then(Instant::now),
         }
     }
 
@@ -142,13 +142,15 @@ impl Report {
 
     pub(super) fn success(&self, usage: Option<Usage>) {
         self.shared.breaker.success(self.health());
-        record(
-            self.health(),
-            &self.pick,
-            usage,
-            self.cost,
-            self.started.elapsed(),
-        );
+        if let Some(started) = self.started {
+            record(
+                self.health(),
+                &self.pick,
+                usage,
+                self.cost,
+                started.elapsed(),
+            );
+        }
     }
 
     pub(super) fn failure(&self) {
@@ -223,6 +225,9 @@ fn record(
 pub(super) struct Pick {
     pub tokens: TokensCountStrategy,
     pub latency: LatencyStrategy,
+    /// The algorithm reads usage and latency records (lowest-usage, lowest-latency); the
+    /// others skip keeping them.
+    pub track: bool,
 }
 
 /// The candidates of one alias (or of all targets) and how to choose among them.
@@ -546,6 +551,7 @@ mod tests {
         let pick = Pick {
             tokens: TokensCountStrategy::TotalTokens,
             latency: LatencyStrategy::E2e,
+            track: true,
         };
         for _ in 0..5 {
             record(&h[0], &pick, None, None, Duration::from_millis(900));
@@ -562,6 +568,7 @@ mod tests {
         let pick = Pick {
             tokens: TokensCountStrategy::TotalTokens,
             latency: LatencyStrategy::Tpot,
+            track: true,
         };
         record(
             &h[1],

@@ -27,8 +27,6 @@ impl UsageCell {
 /// What the AI plugin did with the request.
 #[derive(Debug, Clone, Default)]
 pub struct AiFacts {
-    /// The `model` the client asked for (an alias when one matched).
-    pub requested_model: Option<String>,
     /// The alias that selected the target, when one matched.
     pub alias: Option<String>,
     /// Index of the target that answered, in the plugin's `targets`.
@@ -45,7 +43,8 @@ pub struct AiFacts {
     /// The target's `model.options.input_cost` / `output_cost` (per million tokens).
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
-    /// Every target tried for the request, in order; the last one answered.
+    /// The targets that failed and handed the request on, in order (the one in `target` answered
+    /// or failed last).
     pub tried: Vec<Tried>,
     /// The target's `logging.log_payloads`: the log entry carries `ai.proxy.payload`.
     pub log_payloads: bool,
@@ -60,4 +59,14 @@ pub struct AiFacts {
 pub struct Tried {
     pub provider: &'static str,
     pub model: String,
+}
+
+impl AiFacts {
+    /// Kong's cost of one request: `(prompt × input_cost + completion × output_cost) / 1e6`
+    /// (costs are per million tokens; unset costs count 0).
+    pub fn cost(&self, u: &Usage) -> f64 {
+        (u.prompt_tokens as f64 * self.input_cost.unwrap_or(0.0)
+            + u.completion_tokens as f64 * self.output_cost.unwrap_or(0.0))
+            / 1e6
+    }
 }

@@ -213,6 +213,10 @@ impl AiPlugin {
             pick: Pick {
                 tokens: b.tokens_count_strategy,
                 latency: b.latency_strategy,
+                track: matches!(
+                    b.algorithm,
+                    Algorithm::LowestUsage | Algorithm::LowestLatency
+                ),
             },
             needs_usage: matches!(b.algorithm, Algorithm::LowestUsage)
                 || (b.algorithm == Algorithm::LowestLatency
@@ -277,7 +281,6 @@ impl AiPlugin {
             .as_deref()
             .and_then(|m| self.by_alias.get_key_value(m));
         let pool = by_alias.map_or(&self.all, |(_, p)| p);
-        let requested_model = body_model.as_deref().map(str::to_owned);
         let key = self
             .hash_header
             .as_ref()
@@ -317,7 +320,6 @@ impl AiPlugin {
                 }
             };
             let facts = facts.get_or_insert_with(|| AiFacts {
-                requested_model: requested_model.clone(),
                 alias: by_alias.map(|(a, _)| a.clone()),
                 stream,
                 usage: usage.clone(),
@@ -335,10 +337,6 @@ impl AiPlugin {
                 facts.request_payload = Some(body.raw().clone());
                 facts.secrets = target.secrets.texts();
             }
-            facts.tried.push(Tried {
-                provider: target.provider,
-                model: model.to_string(),
-            });
             let last_chance = attempt == self.retries || tried.len() == pool.members.len();
             let attempt_headers = if last_chance {
                 std::mem::take(&mut headers)
@@ -368,6 +366,10 @@ impl AiPlugin {
                     result,
                 } => {
                     if !last_chance && self.fails_over(criterion, sent) {
+                        facts.tried.push(Tried {
+                            provider: target.provider,
+                            model: model.to_string(),
+                        });
                         self.state.health[idx]
                             .failovers
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

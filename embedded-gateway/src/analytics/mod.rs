@@ -18,7 +18,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use query::{Query, QueryError, parse_duration};
 
 use crate::context::LogRecord;
-use crate::plugins::serialize::cost;
 
 /// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds the rest.
 pub const LATENCY_BOUNDS: [f64; 21] = [
@@ -225,7 +224,7 @@ impl Recorder {
         {
             one.prompt_tokens = u.prompt_tokens as i64;
             one.completion_tokens = u.completion_tokens as i64;
-            one.cost = cost(ai, &u);
+            one.cost = ai.cost(&u);
         }
         let key = Key {
             minute,

@@ -557,11 +557,7 @@ impl Plugin for AiRateLimiting {
                     CountStrategy::TotalTokens => (u.prompt_tokens + u.completion_tokens) as f64,
                     CountStrategy::PromptTokens => u.prompt_tokens as f64,
                     CountStrategy::CompletionTokens => u.completion_tokens as f64,
-                    CountStrategy::Cost => {
-                        (u.prompt_tokens as f64 * ai.input_cost.unwrap_or(0.0)
-                            + u.completion_tokens as f64 * ai.output_cost.unwrap_or(0.0))
-                            / 1e6
-                    }
+                    CountStrategy::Cost => ai.cost(&u),
                 };
                 self.counters.add(&format!("{key}|{j}"), l, now, amount);
             }

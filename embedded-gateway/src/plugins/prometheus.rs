@@ -151,9 +151,9 @@ fn record_request(conf: &PrometheusConfig, r: &LogRecord) {
             .inc_by(r.response_size);
     }
     if let Some(ai) = &c.ai {
-        // Every target but the last one failed and handed the request on.
-        if let Some((_, failed)) = ai.tried.split_last() {
-            for t in failed {
+        // Every target in `tried` failed and handed the request on.
+        {
+            for t in &ai.tried {
                 m.ai_failovers
                     .with_label_values(&[t.provider, t.model.as_str()])
                     .inc();

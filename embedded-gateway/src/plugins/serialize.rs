@@ -92,12 +92,9 @@ fn ms(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// Kong's cost of one request: `(prompt × input_cost + completion × output_cost) / 1e6`
-/// (costs are per million tokens; unset costs count 0).
+/// Kong's cost of one request (see [`AiFacts::cost`]).
 pub fn cost(ai: &AiFacts, u: &Usage) -> f64 {
-    (u.prompt_tokens as f64 * ai.input_cost.unwrap_or(0.0)
-        + u.completion_tokens as f64 * ai.output_cost.unwrap_or(0.0))
-        / 1e6
+    ai.cost(u)
 }
 
 #[derive(Serialize)]
@@ -306,6 +303,10 @@ fn with_entry<T>(r: &LogRecord, f: impl FnOnce(&Entry<'_>) -> T) -> T {
                             provider: t.provider,
                             model: &t.model,
                         })
+                        .chain(std::iter::once(TriedOut {
+                            provider: ai.provider,
+                            model: &ai.model,
+                        }))
                         .collect()
                 }),
                 payload,

@@ -161,7 +161,12 @@ impl Proxy {
         parts.headers.insert(X_KONG_REQUEST_ID, id.clone());
         let mut ctx = Ctx {
             started,
-            started_at: SystemTime::now(),
+            // Only the log phase reads the wall clock.
+            started_at: if chain.has_log {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             request_id: id.clone(),
             remote,
             query: parts.uri.query().map(str::to_owned),
