@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{CompileEnv, Env, Flow, Plugin};
+use super::limit_key::{By, identifier};
 use crate::context::{Ctx, LogRecord};
 use crate::headers::{X_KONG_RESPONSE_LATENCY, millis};
 use crate::schema::FieldError;
@@ -683,39 +684,16 @@ impl AiRateLimiting {
     }
 
     fn identifier(&self, ctx: &Ctx) -> String {
-        let ip = || format!("ip:{}", ctx.remote.ip());
-        match self.config.identifier {
-            Identifier::Consumer => ctx
-                .auth
-                .as_ref()
-                .map(|a| format!("consumer:{}", a.consumer.id))
-                .unwrap_or_else(ip),
-            Identifier::Credential => ctx
-                .auth
-                .as_ref()
-                .and_then(|a| a.credential_id.as_ref())
-                .and_then(|c| c.to_str().ok())
-                .map(|c| format!("credential:{c}"))
-                .unwrap_or_else(ip),
-            Identifier::Header => self
-                .header_name
-                .as_ref()
-                .and_then(|h| ctx.parts.headers.get(h))
-                .and_then(|v| v.to_str().ok())
-                .map(|v| format!("header:{v}"))
-                .unwrap_or_else(ip),
-            Identifier::Path => match &self.config.path {
-                Some(p) if ctx.parts.uri.path() == p => format!("path:{p}"),
-                _ => ip(),
-            },
-            Identifier::Service => ctx
-                .route
-                .service_id
-                .as_ref()
-                .map(|s| format!("service:{s}"))
-                .unwrap_or_else(ip),
-            Identifier::Ip | Identifier::ConsumerGroup => ip(),
-        }
+        let by = match self.config.identifier {
+            Identifier::Consumer => By::Consumer,
+            Identifier::Credential => By::Credential,
+            // consumer-group is refused by validation.
+            Identifier::Ip | Identifier::ConsumerGroup => By::Ip,
+            Identifier::Service => By::Service,
+            Identifier::Header => By::Header(self.header_name.as_ref()),
+            Identifier::Path => By::Path(self.config.path.as_deref()),
+        };
+        identifier(by, ctx)
     }
 }
 

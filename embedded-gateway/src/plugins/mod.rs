@@ -10,6 +10,7 @@ pub mod api;
 pub mod file_log;
 pub mod http_log;
 pub mod key_auth;
+pub mod limit_key;
 pub mod prometheus;
 pub mod rate_limiting;
 pub mod serialize;

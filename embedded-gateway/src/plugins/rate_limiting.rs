@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::api::{CompileEnv, Env, Flow, Plugin};
+use super::limit_key::{By, identifier};
 use crate::context::Ctx;
 use crate::headers::millis;
 use crate::schema::FieldError;
@@ -279,42 +280,16 @@ fn unix_seconds() -> u64 {
 }
 
 impl RateLimiting {
-    /// Kong's identifier: a missing consumer, credential, header or path falls back to the
-    /// client IP.
     fn identifier(&self, ctx: &Ctx) -> String {
-        let ip = || format!("ip:{}", ctx.remote.ip());
-        match self.config.limit_by {
-            LimitBy::Consumer => ctx
-                .auth
-                .as_ref()
-                .map(|a| format!("consumer:{}", a.consumer.id))
-                .unwrap_or_else(ip),
-            LimitBy::Credential => ctx
-                .auth
-                .as_ref()
-                .and_then(|a| a.credential_id.as_ref())
-                .and_then(|c| c.to_str().ok())
-                .map(|c| format!("credential:{c}"))
-                .unwrap_or_else(ip),
-            LimitBy::Ip => ip(),
-            LimitBy::Service => ctx
-                .route
-                .service_id
-                .as_ref()
-                .map(|s| format!("service:{s}"))
-                .unwrap_or_else(ip),
-            LimitBy::Header => self
-                .header_name
-                .as_ref()
-                .and_then(|h| ctx.parts.headers.get(h))
-                .and_then(|v| v.to_str().ok())
-                .map(|v| format!("header:{v}"))
-                .unwrap_or_else(ip),
-            LimitBy::Path => match &self.config.path {
-                Some(p) if ctx.parts.uri.path() == p => format!("path:{p}"),
-                _ => ip(),
-            },
-        }
+        let by = match self.config.limit_by {
+            LimitBy::Consumer => By::Consumer,
+            LimitBy::Credential => By::Credential,
+            LimitBy::Ip => By::Ip,
+            LimitBy::Service => By::Service,
+            LimitBy::Header => By::Header(self.header_name.as_ref()),
+            LimitBy::Path => By::Path(self.config.path.as_deref()),
+        };
+        identifier(by, ctx)
     }
 }
 
