@@ -268,3 +268,29 @@ fn the_gateway_log_has_no_colour_codes() {
     assert!(log.contains("DEBUG"), "debug lines are logged: {log}");
     assert!(!log.contains('\u{1b}'), "no ANSI escapes: {log:?}");
 }
+
+#[test]
+fn quickstart_keeps_its_sqlite_store_when_gantry_store_is_set_for_other_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let out = gantry()
+        .env("GANTRY_STORE", "postgres://nobody@127.0.0.1:1/unreachable")
+        .args(["quickstart", "--control-plane", "recipe", "--data-dir"])
+        .arg(dir.path())
+        .args(["--proxy-listen", &format!("127.0.0.1:{proxy}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let down = quickstart(dir.path(), &["-d"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(String::from_utf8_lossy(&down.stderr).contains("deleted control plane 'recipe'"));
+}

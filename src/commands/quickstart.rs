@@ -166,7 +166,10 @@ fn spawn_serve(
         .args(["--admin-listen", &args.admin_listen])
         .arg("--data-dir")
         .arg(dir)
-        .args(["--control-plane", &args.control_plane]);
+        .args(["--control-plane", &args.control_plane])
+        // The local data plane keeps its control plane in SQLite under `dir`, where
+        // `quickstart -d` deletes it; a `GANTRY_STORE` meant for other nodes must not apply.
+        .env_remove("GANTRY_STORE");
     for o in overrides {
         cmd.args(["--upstream-override", o]);
     }
