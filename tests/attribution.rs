@@ -4,40 +4,14 @@
 //! the provider's exact token counts, streamed or not; `/metrics` on the status listener
 //! parses with a Prometheus text parser and counts what was sent.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{RECIPE_ENV, free_port, python, recipe};
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::util::{Proc, RECIPE_ENV, free_port, python, recipe, start_gantry};
 
 fn start(args: &[&str], ready: &str) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .envs(RECIPE_ENV)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gantry");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    loop {
-        let line = lines.next().expect("gantry exited early").expect("stdout");
-        if line.contains(ready) {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Proc(child)
+    start_gantry(args, &RECIPE_ENV, ready)
 }
 
 fn get_text(url: &str) -> (u16, String) {

@@ -1,11 +1,10 @@
 //! The gateway through the real Python SDKs: streaming with the `openai` SDK for an OpenAI and
 //! an Anthropic target, and a native-format route with the `anthropic` SDK.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use crate::util::{free_port, python};
+use crate::util::{Proc, free_port, python, start_gantry};
 
 const CONFIG: &str = r#"_format_version: "3.0"
 services:
@@ -46,38 +45,46 @@ consumers:
     keyauth_credentials: [{key: demo-api-key}]
 "#;
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start(args: &[&str], ready: &str) -> Proc {
+    start_gantry(args, &[], ready)
 }
 
-/// Starts a gantry subcommand and waits for the line that says it is listening.
-fn start(args: &[&str], ready: &str) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gantry");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("gantry exited before it was ready")
-            .expect("read stdout");
-        if line.contains(ready) {
-            break;
-        }
+/// A DB-less `serve` of a config whose `MOCK` is a started mock-llm's address.
+struct Served {
+    _dir: tempfile::TempDir,
+    /// The mock and the gateway, stopped when dropped.
+    _procs: [Proc; 2],
+    proxy: u16,
+    mock_addr: String,
+}
+
+fn serve_with_mock(config: &str) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
+    let mock_addr = format!("127.0.0.1:{mock}");
+    let file = dir.path().join("kong.yaml");
+    std::fs::write(&file, config.replace("MOCK", &mock_addr)).unwrap();
+    let mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
+    let gateway = start(
+        &[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--proxy-listen",
+            &format!("127.0.0.1:{proxy}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        "proxy listening",
+    );
+    Served {
+        _dir: dir,
+        _procs: [mock, gateway],
+        proxy,
+        mock_addr,
     }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc(child)
 }
 
 fn script(name: &str) -> PathBuf {
@@ -181,8 +188,6 @@ consumers:
 
 #[test]
 fn demo_py_keeps_answering_fast_while_its_first_target_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
     // A bound socket that never listens: connects to it are refused while it lives.
     let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     dead.bind(
@@ -193,30 +198,8 @@ fn demo_py_keeps_answering_fast_while_its_first_target_is_down() {
     )
     .unwrap();
     let dead_addr = dead.local_addr().unwrap().as_socket().unwrap();
-    let mock_addr = format!("127.0.0.1:{mock}");
-    let config = dir.path().join("kong.yaml");
-    std::fs::write(
-        &config,
-        FAILOVER_CONFIG
-            .replace("DEAD", &dead_addr.to_string())
-            .replace("MOCK", &mock_addr),
-    )
-    .unwrap();
-    let _mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
-    let _gateway = start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--proxy-listen",
-            &format!("127.0.0.1:{proxy}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ],
-        "proxy listening",
-    );
+    let served = serve_with_mock(&FAILOVER_CONFIG.replace("DEAD", &dead_addr.to_string()));
+    let proxy = served.proxy;
     let out = Command::new(python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/demo.py"))
         .env("PROXY_URL", format!("http://127.0.0.1:{proxy}"))
@@ -269,26 +252,8 @@ consumers:
 
 #[test]
 fn the_openai_sdks_api_key_authenticates_with_key_in_bearer() {
-    let dir = tempfile::tempdir().unwrap();
-    let (proxy, admin, mock) = (free_port(), free_port(), free_port());
-    let mock_addr = format!("127.0.0.1:{mock}");
-    let config = dir.path().join("kong.yaml");
-    std::fs::write(&config, BEARER_CONFIG.replace("MOCK", &mock_addr)).unwrap();
-    let _mock = start(&["mock-llm", "--listen", &mock_addr], "listening");
-    let _gateway = start(
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--proxy-listen",
-            &format!("127.0.0.1:{proxy}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ],
-        "proxy listening",
-    );
+    let served = serve_with_mock(BEARER_CONFIG);
+    let (proxy, mock_addr) = (served.proxy, &served.mock_addr);
     let out = Command::new(python())
         .arg(script("bearer.py"))
         .arg(format!("http://127.0.0.1:{proxy}"))

@@ -276,3 +276,39 @@ pub fn python() -> &'static Path {
         venv.join("bin/python")
     })
 }
+
+/// A child process killed when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a `gantry` subcommand with these extra variables and waits for the stdout line that
+/// says it is ready; stdout keeps draining so the child never blocks on a full pipe.
+pub fn start_gantry(args: &[&str], envs: &[(&str, &str)], ready: &str) -> Proc {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gantry");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("gantry exited before it was ready")
+            .expect("read stdout");
+        if line.contains(ready) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Proc(child)
+}
