@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::api::{CompileEnv, Env, Flow, Plugin};
 use super::limit_key::{By, identifier};
-use crate::context::{Ctx, LogRecord};
+use crate::context::{Ctx, LogRecord, Payload};
 use crate::headers::{X_KONG_RESPONSE_LATENCY, millis};
 use crate::schema::FieldError;
 
@@ -346,6 +346,17 @@ struct Limit {
     window: u64,
     strategy: CountStrategy,
     sliding: bool,
+    /// `X-AI-RateLimit-{Limit,Remaining,Reset,Retry-After}-<window>-<budget>`, built once.
+    headers: [HeaderName; 4],
+}
+
+/// The four header names of one limit of budget `name`.
+fn limit_headers(name: &str, window: u64) -> [HeaderName; 4] {
+    let w = window_name(window);
+    ["limit", "remaining", "reset", "retry-after"].map(|kind| {
+        HeaderName::try_from(format!("x-ai-ratelimit-{kind}-{w}-{name}").to_ascii_lowercase())
+            .unwrap_or(HeaderName::from_static("x-ai-ratelimit"))
+    })
 }
 
 /// A budget: the limits of one policy (or one provider), with its header name.
@@ -404,13 +415,14 @@ impl Plugin for AiRateLimiting {
                         window: window.max(1),
                         strategy: c.tokens_count_strategy,
                         sliding,
+                        headers: limit_headers(&p.name, window.max(1)),
                     })
                     .collect(),
             });
         }
         for (i, p) in c.policies.iter().flatten().enumerate() {
+            let name = format!("policy-{}", i + 1);
             budgets.push(Budget {
-                name: format!("policy-{}", i + 1),
                 provider: None,
                 matches: p.matches.clone(),
                 limits: p
@@ -421,8 +433,10 @@ impl Plugin for AiRateLimiting {
                         window: l.window_size.max(1),
                         strategy: l.tokens_count_strategy,
                         sliding: p.window_type == WindowType::Sliding,
+                        headers: limit_headers(&name, l.window_size.max(1)),
                     })
                     .collect(),
+                name,
             });
         }
         let counters = match &c.namespace {
@@ -463,33 +477,15 @@ impl Plugin for AiRateLimiting {
                 let used = self.counters.usage(&format!("{key}|{j}"), l, now);
                 let remaining = (l.limit - used).max(0.0);
                 if !self.config.hide_client_headers {
-                    let w = window_name(l.window);
-                    set(
-                        &mut ctx.response_headers,
-                        &format!("x-ai-ratelimit-limit-{w}-{}", b.name),
-                        l.limit,
-                    );
-                    set(
-                        &mut ctx.response_headers,
-                        &format!("x-ai-ratelimit-remaining-{w}-{}", b.name),
-                        remaining,
-                    );
+                    set(&mut ctx.response_headers, &l.headers[0], l.limit);
+                    set(&mut ctx.response_headers, &l.headers[1], remaining);
                 }
                 if used >= l.limit {
                     let reset = self.counters.reset_after(l, now);
                     retry_after = retry_after.max(reset);
                     if !self.config.hide_client_headers {
-                        let w = window_name(l.window);
-                        set(
-                            &mut ctx.response_headers,
-                            &format!("x-ai-ratelimit-reset-{w}-{}", b.name),
-                            reset as f64,
-                        );
-                        set(
-                            &mut ctx.response_headers,
-                            &format!("x-ai-ratelimit-retry-after-{w}-{}", b.name),
-                            reset as f64,
-                        );
+                        set(&mut ctx.response_headers, &l.headers[2], reset as f64);
+                        set(&mut ctx.response_headers, &l.headers[3], reset as f64);
                     }
                     if !over.contains(&b.name) {
                         over.push(b.name.clone());
@@ -566,17 +562,13 @@ impl Plugin for AiRateLimiting {
     }
 }
 
-fn set(h: &mut http::HeaderMap, name: &str, v: f64) {
-    if let Ok(n) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-        let text = if v.fract() == 0.0 {
-            format!("{}", v as i64)
-        } else {
-            format!("{v}")
-        };
-        if let Ok(v) = HeaderValue::from_str(&text) {
-            h.insert(n, v);
-        }
-    }
+fn set(h: &mut http::HeaderMap, name: &HeaderName, v: f64) {
+    let value = if v.fract() == 0.0 {
+        HeaderValue::from(v as i64)
+    } else {
+        HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("0"))
+    };
+    h.insert(name.clone(), value);
 }
 
 /// Kong names the usual windows; others go by their seconds.
@@ -603,13 +595,11 @@ impl AiRateLimiting {
     /// (a condition failed; the fallback policy applies only when no other one matched).
     fn keys(&self, ctx: &mut Ctx) -> Vec<Option<String>> {
         let id = self.identifier(ctx);
-        let model = if self.reads_model {
-            let headers = ctx.parts.headers.clone();
-            ctx.body_mut()
-                .and_then(|b| b.field(&headers, "model"))
-                .and_then(|v| v.as_str().map(str::to_owned))
-        } else {
-            None
+        let model = match &mut ctx.body {
+            Payload::Buffered(b) if self.reads_model => b
+                .field(&ctx.parts.headers, "model")
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            _ => None,
         };
         let mut keys: Vec<Option<String>> = self
             .budgets
@@ -759,6 +749,7 @@ mod tests {
             window,
             strategy: CountStrategy::TotalTokens,
             sliding,
+            headers: limit_headers("test", window),
         }
     }
 

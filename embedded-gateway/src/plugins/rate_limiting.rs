@@ -22,13 +22,13 @@ use crate::headers::millis;
 use crate::schema::FieldError;
 
 /// The periods, shortest first, with their length in seconds (month = 30 days, as Kong).
-const PERIODS: [(&str, &str, u64); 6] = [
-    ("second", "Second", 1),
-    ("minute", "Minute", 60),
-    ("hour", "Hour", 3600),
-    ("day", "Day", 86_400),
-    ("month", "Month", 2_592_000),
-    ("year", "Year", 31_536_000),
+const PERIODS: [(&str, u64); 6] = [
+    ("second", 1),
+    ("minute", 60),
+    ("hour", 3600),
+    ("day", 86_400),
+    ("month", 2_592_000),
+    ("year", 31_536_000),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +136,8 @@ pub struct RateLimiting {
     config: RateLimitingConfig,
     limits: Vec<(usize, f64)>,
     header_name: Option<HeaderName>,
+    /// `X-RateLimit-Limit-<Period>` and `X-RateLimit-Remaining-<Period>` per limit, built once.
+    period_headers: Vec<(HeaderName, HeaderName)>,
     counters: Counters,
 }
 
@@ -207,6 +209,19 @@ impl Plugin for RateLimiting {
             .as_deref()
             .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok());
         Ok(Self {
+            period_headers: config
+                .limits()
+                .iter()
+                .map(|(p, _)| {
+                    let period = PERIODS[*p].0;
+                    (
+                        HeaderName::try_from(format!("x-ratelimit-limit-{period}"))
+                            .expect("a period name is a header name"),
+                        HeaderName::try_from(format!("x-ratelimit-remaining-{period}"))
+                            .expect("a period name is a header name"),
+                    )
+                })
+                .collect(),
             limits: config.limits(),
             header_name,
             config,
@@ -220,24 +235,19 @@ impl Plugin for RateLimiting {
         let outcome = self.counters.take(&id, &self.limits, now);
         if !self.config.hide_client_headers {
             let h = &mut ctx.response_headers;
-            for (i, (p, limit)) in self.limits.iter().enumerate() {
-                let name = PERIODS[*p].1;
-                let remaining = outcome.remaining[i];
-                insert(
-                    h,
-                    &format!("x-ratelimit-limit-{}", name.to_ascii_lowercase()),
-                    *limit as u64,
-                );
-                insert(
-                    h,
-                    &format!("x-ratelimit-remaining-{}", name.to_ascii_lowercase()),
-                    remaining,
-                );
+            for (((_, limit), (limit_name, remaining_name)), remaining) in self
+                .limits
+                .iter()
+                .zip(&self.period_headers)
+                .zip(&outcome.remaining)
+            {
+                h.insert(limit_name.clone(), HeaderValue::from(*limit as u64));
+                h.insert(remaining_name.clone(), HeaderValue::from(*remaining));
             }
             let (limit, remaining, reset) = outcome.most_restrictive;
-            insert(h, "ratelimit-limit", limit);
-            insert(h, "ratelimit-remaining", remaining);
-            insert(h, "ratelimit-reset", reset);
+            h.insert(RATELIMIT_LIMIT, HeaderValue::from(limit));
+            h.insert(RATELIMIT_REMAINING, HeaderValue::from(remaining));
+            h.insert(RATELIMIT_RESET, HeaderValue::from(reset));
         }
         if !outcome.allowed {
             let status = StatusCode::from_u16(self.config.error_code)
@@ -267,11 +277,9 @@ impl Plugin for RateLimiting {
     }
 }
 
-fn insert(h: &mut http::HeaderMap, name: &str, v: u64) {
-    if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-        h.insert(n, HeaderValue::from(v));
-    }
-}
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 fn unix_seconds() -> u64 {
     SystemTime::now()
@@ -330,14 +338,14 @@ impl Counters {
             map.retain(|_, w| {
                 w.iter()
                     .zip(limits)
-                    .any(|((start, _), (p, _))| start + PERIODS[*p].2 > now)
+                    .any(|((start, _), (p, _))| start + PERIODS[*p].1 > now)
             });
         }
         let windows = map
             .entry(id.to_owned())
             .or_insert_with(|| vec![(0, 0); limits.len()]);
         for ((start, count), (p, _)) in windows.iter_mut().zip(limits) {
-            let len = PERIODS[*p].2;
+            let len = PERIODS[*p].1;
             let current = now - now % len;
             if *start != current {
                 *start = current;
@@ -358,7 +366,7 @@ impl Counters {
         for ((start, count), (p, limit)) in windows.iter().zip(limits) {
             let left = (*limit - *count as f64).max(0.0) as u64;
             remaining.push(left);
-            let reset = (start + PERIODS[*p].2).saturating_sub(now).max(1);
+            let reset = (start + PERIODS[*p].1).saturating_sub(now).max(1);
             let cand = (*limit as u64, left, reset);
             most = Some(match most {
                 Some(m) if m.1 < left => m,
